@@ -1,0 +1,1 @@
+"""One module per `onestep` subcommand (see onestep.benchmarks.cli)."""

@@ -1,0 +1,1 @@
+"""Small shared utilities: typed configs with helpful errors, atomic file writes."""
