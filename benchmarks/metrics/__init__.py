@@ -1,0 +1,1 @@
+"""The evaluation harness: feature extractors, statistics, metrics, reference caches."""

@@ -1,0 +1,1 @@
+"""Feature extractors behind one interface (see base.FeatureExtractor)."""

@@ -1,0 +1,42 @@
+"""The one interface every feature extractor implements.
+
+An extractor takes uint8 images (B, C, H, W) exactly as quantized by
+onestep.benchmarks.sampling.quantize, does its own resizing/normalization, and returns a dict
+of named float features. Metrics name the features they need (`pool` for Frechet distance,
+KID and precision/recall, `logits` for the Inception Score). The identity of the features for
+cache keys is (name, weights_sha256, resize_mode, feature kind); a reference made with another
+identity is refused.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ExtractorIdentity:
+    name: str  # e.g. "inception-v3-compat", "clip-vit-b-32", "vgg16", "dinov2-vitl14", "digits-cnn"
+    weights_sha256: str  # checksum of the weights file used ("" only when there is none)
+    resize_mode: str  # e.g. "torch-fidelity-bilinear-299", "clean-bicubic-224", "none"
+    untrained: bool  # True when weights are random/untrained: every number is labelled so
+
+    def describe(self) -> str:
+        tag = " [UNTRAINED WEIGHTS]" if self.untrained else ""
+        return f"{self.name} (weights {self.weights_sha256[:12] or 'none'}, resize {self.resize_mode}){tag}"
+
+
+class FeatureExtractor(abc.ABC):
+    """Maps uint8 image batches to named features; stateless apart from its network."""
+
+    identity: ExtractorIdentity
+    feature_dims: dict[str, int]  # e.g. {"pool": 2048, "logits": 1008}
+    metric_prefix: str = "FD"  # how its Frechet distance is named: "FID" only for Inception
+
+    @abc.abstractmethod
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 (B, C, H, W) -> {feature kind: float tensor (B, D)}."""
+
+    def to(self, device: torch.device | str) -> "FeatureExtractor":
+        return self
