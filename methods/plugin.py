@@ -119,6 +119,13 @@ class Method(abc.ABC):
         """Modules the loop keeps an EMA of (the generator by default)."""
         return {"generator": self.generator}
 
+    def build_generator(self, ema_modules: dict[str, nn.Module]) -> nn.Module:
+        """The Generator to sample and evaluate, built from (EMA copies of) `ema_modules()`.
+
+        Default: the EMA generator itself. A teacher-training method returns a multi-step
+        SolverGenerator around its EMA denoiser instead."""
+        return ema_modules["generator"]
+
     def describe(self) -> dict[str, Any]:
         """Facts recorded with a run (parameter counts, frozen shares, ...)."""
         gen = self.generator
