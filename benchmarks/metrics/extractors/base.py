@@ -6,6 +6,18 @@ of named float features. Metrics name the features they need (`pool` for Frechet
 KID and precision/recall, `logits` for the Inception Score). The identity of the features for
 cache keys is (name, weights_sha256, resize_mode, feature kind); a reference made with another
 identity is refused.
+
+Contract with the harness (metrics core, 2026-11-22; see extractors/registry.py):
+- Construction: `Cls(weights_path=None, *, untrained=False, device="cpu")` (extra keyword
+  arguments with defaults are fine). The registry keys are inception -> inception.InceptionExtractor,
+  clip -> clip.CLIPExtractor, vgg16 -> vgg.VGG16Extractor, dinov2 -> dinov2.DINOv2Extractor,
+  digits -> digits.DigitsExtractor.
+- Feature kinds: `pool` is what FD, KID and precision/recall use (VGG16: fc2 after ReLU, as
+  torch-fidelity's prc); `logits` feeds the Inception Score (Inception: torch-fidelity's
+  `logits_unbiased`; digits: its 10 class logits). Return float tensors (B, D) on any device.
+- `identity.untrained` must be True for random weights: every record then carries it.
+- `metric_prefix` is informational; display names come from metrics/protocols.py (FID,
+  CLIP-FID, FD-DINOv2, FD-digits ...).
 """
 from __future__ import annotations
 
