@@ -1,0 +1,52 @@
+"""Discriminators for the GAN-distillation plugins, selectable by config.
+
+kind "projected": Projected-GAN discriminator over frozen feature networks (paper 000 eq. 4;
+  default of GDD/D2O). feature_networks: ["vgg16_bn", "efficientnet_lite0"] for CIFAR-10,
+  ["deit_base", "efficientnet_lite0"] for the 64x64 datasets, ["digits"] for the embedded default.
+kind "vgg16": the plain VGG16 baseline (paper 000 Table 1a).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..core.config import ConfigError, suggest
+from .augment import diff_augment, parse_policy
+from .feature_networks import FEATURE_NETWORKS, FrozenFeatureNetwork, build_feature_network
+from .projected import ProjectedDiscriminator
+from .vgg_baseline import VGG16Discriminator
+
+KINDS = ("projected", "vgg16")
+
+
+@dataclass
+class DiscriminatorConfig:
+    kind: str = "projected"
+    feature_networks: list[str] = field(default_factory=lambda: ["digits"])
+    weights_dir: str = ""  # where <timm_name>.safetensors/.pth live ('' = $ONESTEP_CACHE/feature_networks)
+    vgg16_weights: str = ""  # VGG16 baseline weights file ('' = torchvision's hub checkpoint path)
+    random_weights: bool = False  # random feature weights: only for tests/perf; results are 'untrained'
+    projection_seed: int = 0  # seed of the fixed random CCM/CSM mixing
+    width_scale: float = 1.0  # scales the CCM widths (smoke presets use smaller heads)
+    augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; '' = none (paper 000 Table 1b)
+
+
+def build_discriminator(cfg: DiscriminatorConfig, resolution: int, channels: int, label_dim: int) -> nn.Module:
+    """Discriminator D(images in [-1, 1], one-hot labels) -> list of logit tensors."""
+    parse_policy(cfg.augment)  # validate early
+    if cfg.kind == "projected":
+        unknown = [n for n in cfg.feature_networks if n not in FEATURE_NETWORKS]
+        if unknown:
+            raise ConfigError(f"unknown feature network {unknown[0]!r}{suggest(unknown[0], FEATURE_NETWORKS)}; "
+                              f"choose from {list(FEATURE_NETWORKS)}")
+        nets = [build_feature_network(n, channels, cfg.weights_dir or None, cfg.random_weights) for n in cfg.feature_networks]
+        return ProjectedDiscriminator(nets, resolution, channels, label_dim, seed=cfg.projection_seed,
+                                      width_scale=cfg.width_scale)
+    if cfg.kind == "vgg16":
+        return VGG16Discriminator(label_dim, weights=cfg.vgg16_weights or None, random_weights=cfg.random_weights)
+    raise ConfigError(f"unknown discriminator kind {cfg.kind!r}{suggest(cfg.kind, KINDS)}; choose one of {list(KINDS)}")
+
+
+__all__ = ["DiscriminatorConfig", "build_discriminator", "ProjectedDiscriminator", "VGG16Discriminator",
+           "FrozenFeatureNetwork", "diff_augment", "parse_policy"]

@@ -1,0 +1,72 @@
+"""Plain VGG16 discriminator: GDD's baseline (paper 000 section 3.2 and Table 1a, FID 4.04).
+
+ImageNet-pretrained torchvision VGG16 convolutional trunk, fine-tuned as a whole, with global
+average pooling and a linear logit (class projection for conditional data). Weights come from
+torchvision's file `vgg16-397923af.pth` in $TORCH_HOME/hub/checkpoints or a given path, loaded
+with weights_only=True.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+VGG16_FILE = "vgg16-397923af.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def vgg16_weights_path(path: str | os.PathLike | None = None) -> Path:
+    if path:
+        return Path(path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+
+
+class VGG16Discriminator(nn.Module):
+    """forward(images in [-1, 1], labels) -> [logits (B, 1)]."""
+
+    def __init__(self, label_dim: int = 0, input_size: int | None = 224, weights: str | None = None,
+                 random_weights: bool = False, cmap_dim: int = 64):
+        super().__init__()
+        import torchvision
+
+        vgg = torchvision.models.vgg16(weights=None)
+        self.untrained_features = random_weights
+        if not random_weights:
+            path = vgg16_weights_path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"VGG16 discriminator needs torchvision's ImageNet weights at {path}; "
+                                        "download them where a network exists (torchvision.models.vgg16(weights='DEFAULT')) "
+                                        "and copy the file there, or pass weights=")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                vgg.load_state_dict(state)
+            except RuntimeError as e:
+                raise ValueError(f"{path} is not a torchvision VGG16 state dict: {str(e)[:500]}") from None
+        self.trunk = vgg.features
+        self.input_size = input_size
+        self.label_dim = label_dim
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.head = nn.Linear(512, cmap_dim if label_dim else 1)
+        if label_dim:
+            self.embed = nn.Linear(label_dim, cmap_dim)
+            self.cmap_dim = cmap_dim
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+        x = images.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if self.input_size and x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = ((x + 1) / 2 - self.mean) / self.std
+        h = self.head(self.trunk(x).mean((2, 3)))
+        if self.label_dim:
+            if labels is None:
+                raise ValueError("VGG16 discriminator is class-conditional: pass one-hot labels")
+            h = (h * self.embed(labels.to(h.dtype))).sum(1, keepdim=True) / math.sqrt(self.cmap_dim)
+        return [h]
