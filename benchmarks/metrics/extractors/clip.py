@@ -1,0 +1,93 @@
+"""CLIP ViT-B/32 image features as clean-fid 0.1.35 computes CLIP-FID (model_name='clip_vit_b_32').
+
+clean-fid's CLIP path (cleanfid/clip_features.py): each image goes through PIL, a bicubic
+resize of the short side to 224 and a centre crop to 224 (torchvision transforms on PIL), back
+to uint8; the loader turns it into float [0, 255] (ToTensor()*255); the extractor divides by
+255, normalises with OpenAI's mean/std and calls `encode_image` of OpenAI's ViT-B/32 (512-d,
+not L2-normalised). We do the same steps, with the network built by open-clip ('ViT-B-32',
+QuickGELU as in OpenAI's release) from weights read without executing code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from onestep.benchmarks.metrics import weights as weights_mod
+from onestep.benchmarks.metrics.extractors.base import ExtractorIdentity, FeatureExtractor
+from onestep.benchmarks.metrics.extractors.inception import _internal_dtype, to_rgb_uint8
+
+# OpenAI CLIP normalisation (clean-fid clip_features.CLIP_fx, open_clip OPENAI_DATASET_MEAN/STD).
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_SIZE = 224
+# Keys OpenAI's TorchScript release carries besides the weights (open_clip drops them too).
+_JIT_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+_clean_resize = transforms.Compose([
+    transforms.Resize(CLIP_SIZE, interpolation=transforms.InterpolationMode.BICUBIC),
+    transforms.CenterCrop(CLIP_SIZE),
+])
+
+
+def clean_clip_resize(img_hwc: np.ndarray) -> np.ndarray:
+    """clean-fid's CLIP preprocessing of one HWC uint8 image -> 224x224x3 uint8."""
+    img = Image.fromarray(img_hwc.astype(np.uint8)).convert("RGB")
+    return np.asarray(_clean_resize(img)).clip(0, 255).astype(np.uint8)
+
+
+def build_openclip_vit_b32(state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    import open_clip
+
+    model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
+    if state_dict is not None:
+        sd = {k: v for k, v in state_dict.items() if k not in _JIT_EXTRA_KEYS}
+        if next(iter(sd)).startswith("module."):
+            sd = {k[len("module."):]: v for k, v in sd.items()}
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+        # OpenAI stores logit_scale as a 0-d tensor, open_clip may use shape [] too; align.
+        if "logit_scale" in sd and sd["logit_scale"].shape != expected.get("logit_scale", sd["logit_scale"].shape):
+            sd["logit_scale"] = sd["logit_scale"].reshape(expected["logit_scale"])
+        weights_mod.check_state_dict(sd, expected, "CLIP ViT-B/32 weights")
+        model.load_state_dict(sd)
+    return model.eval().requires_grad_(False)
+
+
+class CLIPExtractor(FeatureExtractor):
+    """'pool': 512-d CLIP ViT-B/32 image embeddings (clean-fid's CLIP-FID features)."""
+
+    metric_prefix = "CLIP_FID"
+    feature_dims = {"pool": 512}
+
+    def __init__(self, weights_path=None, *, untrained: bool = False, internal_dtype: str = "float32",
+                 device: torch.device | str = "cpu"):
+        resolved = weights_mod.locate_weights("clip-vit-b-32", weights_path, untrained=untrained)
+        self.weights = resolved
+        self.identity = ExtractorIdentity(
+            name="clip-vit-b-32", weights_sha256=resolved.sha256, resize_mode="clean-bicubic-224",
+            untrained=resolved.untrained,
+        )
+        self.dtype = getattr(torch, _internal_dtype(internal_dtype))
+        self.visual = build_openclip_vit_b32(weights_mod.load_state_dict(resolved.path)).visual
+        self.visual.to(device=device, dtype=self.dtype)
+        self.normalize = transforms.Normalize(OPENAI_MEAN, OPENAI_STD)
+        self._to_tensor = transforms.ToTensor()
+
+    def to(self, device):
+        self.visual.to(device)
+        return self
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 BCHW -> normalised float batch, step for step as clean-fid."""
+        rgb = to_rgb_uint8(images, "CLIPExtractor").permute(0, 2, 3, 1).cpu().numpy()
+        # ToTensor()*255 then /255.0: clean-fid's loader and CLIP_fx, kept literally so the
+        # float rounding matches.
+        batch = torch.stack([self._to_tensor(clean_clip_resize(img)) * 255 for img in rgb])
+        return self.normalize(batch / 255.0)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        device = next(self.visual.parameters()).device
+        x = self.preprocess(images).to(device=device, dtype=self.dtype)
+        return {"pool": self.visual(x).float()}
