@@ -60,7 +60,8 @@ def test_generator_is_streamed_once_and_equals_its_images(ext):
 def test_rel_fid_of_a_generator_against_itself_is_zero(ext):
     G = ToyGenerator()
     rec = evaluate(G, ToyGenerator(), ["fd_digits"], num_samples=150, extractors=ext, progress=False)["rel-FD-digits"]
-    assert rec.value == 0.0 and abs(rec.raw) < 1e-6
+    # Identical features: zero up to rounding (the raw value may land on either side of 0).
+    assert 0.0 <= rec.value < 1e-6 and abs(rec.raw) < 1e-6
     other = evaluate(G, ToyGenerator(noise_scale=0.8), ["fd_digits"], num_samples=150, extractors=ext,
                      progress=False)["rel-FD-digits"]
     assert other.value > 1.0
