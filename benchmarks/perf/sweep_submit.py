@@ -2,9 +2,10 @@
 
     python -m onestep.benchmarks.perf.sweep_submit [--runs 100]
 
-Two back ends, side by side: a fake Slurm (stub `sbatch`/`sinfo` on PATH, so the real
-submitit Slurm path writes and "submits" one job-array script) and the debug executor
-(submission only; jobs are not run).
+Back ends side by side: a fake Slurm (stub `sbatch`/`sinfo` on PATH, so the real submitit
+Slurm path writes and "submits" one job-array script), the debug executor (submission only;
+jobs are not run), and with --real-slurm a real single-node Slurm brought up for the
+measurement (environments/local_slurm.py; the array is cancelled right after submission).
 """
 from __future__ import annotations
 
@@ -38,19 +39,33 @@ def install_fake_slurm(bin_dir: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--real-slurm", action="store_true", help="also submit to a real local Slurm (root, Debian packages)")
     args = ap.parse_args(argv)
     rows = []
+
+    def measure(backend: str, profile: str, tmp: Path) -> list:
+        t0 = time.perf_counter()
+        runs = expand_runs(load_suite(sweep_suite(args.runs)))
+        t_expand = time.perf_counter() - t0
+        jobs = submit_runs(runs, tmp / "store", profile, tmp / f"sweep-{backend.split()[0]}")
+        total = time.perf_counter() - t0
+        assert len(jobs) == args.runs
+        rows.append((backend, t_expand, total, jobs[0].job_id, jobs[-1].job_id))
+        return jobs
+
+    if args.real_slurm:
+        import subprocess
+
+        from onestep.environments.local_slurm import LocalSlurm
+
+        with tempfile.TemporaryDirectory(prefix="onestep-perf-sweep-") as tmp, LocalSlurm():
+            jobs = measure("real slurm (job array)", "slurm-cpu", Path(tmp))
+            subprocess.run(["scancel", jobs[0].job_id.split("_")[0]], capture_output=True)
     with tempfile.TemporaryDirectory(prefix="onestep-perf-sweep-") as tmp:
         tmp = Path(tmp)
         install_fake_slurm(tmp / "bin")
         for backend, profile in (("fake slurm (job array)", "slurm-cpu"), ("debug executor", "debug")):
-            t0 = time.perf_counter()
-            runs = expand_runs(load_suite(sweep_suite(args.runs)))
-            t_expand = time.perf_counter() - t0
-            jobs = submit_runs(runs, tmp / "store", profile, tmp / f"sweep-{profile}")
-            total = time.perf_counter() - t0
-            assert len(jobs) == args.runs
-            rows.append((backend, t_expand, total, jobs[0].job_id, jobs[-1].job_id))
+            measure(backend, profile, tmp)
     print(f"{args.runs} runs per sweep")
     print(f"{'backend':<26}{'expand':>9}{'total':>9}{'target':>9}{'ratio':>7}   job ids")
     for backend, t_expand, total, first, last in rows:
