@@ -107,3 +107,21 @@ def test_fd_digits_orders_real_teacher_noise(digits_feature_net, digits_teacher)
     fd = {what: evaluate(src, train, ["fd_digits"], num_samples=n, extractors=ext, progress=False)["FD-digits"].value
           for what, src in [("real", held_out), ("teacher", teacher), ("noise", noise)]}
     assert fd["real"] < fd["teacher"] < fd["noise"], fd
+
+
+def test_training_the_feature_net_leaves_the_callers_rng_alone(tmp_path, monkeypatch):
+    # A run that trains the net on first use must draw the same random numbers afterwards as a
+    # run that found it cached (otherwise results depend on the cache's state).
+    import torch
+
+    from onestep.methods.feature_nets import digits
+
+    monkeypatch.setenv("ONESTEP_CACHE", str(tmp_path))
+    recipe = digits.DigitsNetRecipe(epochs=1)
+    draws = []
+    for _ in ("trains", "cached"):
+        torch.manual_seed(5)
+        digits.get_digits_feature_net(recipe=recipe, verbose=False)
+        draws.append(torch.rand(3))
+    assert digits.digits_feature_net_path(recipe).exists()
+    assert torch.equal(draws[0], draws[1])

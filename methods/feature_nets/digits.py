@@ -222,7 +222,10 @@ def get_digits_feature_net(device: torch.device | str = "cpu", recipe: DigitsNet
 
     path = digits_feature_net_path(recipe)
     if not path.exists():
-        net, meta = train_digits_feature_net(recipe, verbose=verbose)
+        # Training reseeds torch's global RNG; fork it so a caller's random stream (a run that
+        # builds its discriminator after this) is the same whether or not the net was cached.
+        with torch.random.fork_rng(devices=[]):
+            net, meta = train_digits_feature_net(recipe, verbose=verbose)
         state = {k: v.contiguous() for k, v in net.state_dict().items()}
         atomic_write_bytes(path, st_save(state, metadata=meta))  # concurrent trainers: last rename wins whole
         if verbose:
