@@ -180,7 +180,8 @@ class Pipeline:
         generator.eval()
         try:
             result = evaluate(generator, self.reference(spec, reference), list(metrics), num_samples=n, seeds=seeds,
-                              batch_size=spec.evaluation.get("batch_size", 250), device=self.device, progress=False)
+                              batch_size=spec.evaluation.get("batch_size", 250), device=self.device, progress=False,
+                              data_floor=bool(spec.evaluation.get("data_floor", False)))
         finally:
             generator.train(was_training)
         # Records carry display names ("FD-digits"); the store uses the suite's metric keys.
@@ -188,8 +189,10 @@ class Pipeline:
         out = {}
         for rec in result.records:
             key = by_label.get(rec.metric) or rec.metric.lower().replace("-", "_")
+            # Keep what a reader needs to judge the number: n, the extractor, and the data floor.
             out[key] = {"value": rec.value, "raw": rec.raw, "n": rec.n, "std": rec.std, "untrained": rec.untrained,
-                        "display": rec.metric}
+                        "display": rec.metric, "extractor": rec.extractor, "floor": rec.floor,
+                        "floor_n": rec.floor_n, "floor_note": rec.floor_note}
         return out
 
     def reference(self, spec: RunSpec, which: str):

@@ -65,6 +65,7 @@ class EvaluationSpec:
     periodic_metrics: list[str] | None = None  # default: the first metric
     keep_best: bool = True  # keep the snapshot with the best periodic value of the first metric
     grid_samples: int = 64
+    data_floor: bool = False  # also score real vs disjoint real at the same n, shown beside the value
 
 
 @dataclass
