@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from onestep.methods.core.atomic import atomic_write, atomic_write_json, atomic_write_text
 from onestep.methods.core.config import ConfigError
+from onestep.methods.core.processes import pid_alive
 
 # A run whose owner stopped updating its heartbeat for this long is considered dead (killed,
 # node lost): its directory is resumable. Owners on the same host are checked by pid instead.
@@ -73,21 +74,6 @@ def job_identity() -> dict[str, Any]:
     return ident
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def owner_alive(owner: Mapping[str, Any] | None, heartbeat: float | None, me: Mapping[str, Any] | None = None) -> bool:
     """Whether the process that wrote a 'running' status is still working on the run."""
     if not owner:
@@ -99,7 +85,7 @@ def owner_alive(owner: Mapping[str, Any] | None, heartbeat: float | None, me: Ma
     if owner.get("host") == me.get("host") and owner.get("pid"):
         if owner.get("pid") == me.get("pid"):
             return False
-        return _pid_alive(int(owner["pid"]))
+        return pid_alive(int(owner["pid"]))
     return heartbeat is not None and _now() - float(heartbeat) < STALE_AFTER_S
 
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from onestep.methods.core.processes import pid_alive
+
 REQUIRED = ("munged", "mungekey", "slurmctld", "slurmd", "slurmdbd", "sacctmgr", "sbatch", "sinfo",
             "mariadb-install-db", "mariadbd", "mariadb")
 PACKAGES = "munge slurmctld slurmd slurm-client slurmdbd mariadb-server"
@@ -242,31 +244,17 @@ class LocalSlurm:
             _terminate(pid)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie counts as gone
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    except OSError:
-        return False
-
-
 def _terminate(pid: int, grace: float = 10.0) -> None:
-    if not _alive(pid):
+    if not pid_alive(pid):
         return
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
