@@ -12,7 +12,8 @@ from onestep.benchmarks.metrics.frechet import display_value, frechet_distance, 
 from onestep.benchmarks.metrics.isc import inception_score
 from onestep.benchmarks.metrics.kid import NotEnoughSamplesError, kernel_inception_distance
 from onestep.benchmarks.metrics.prc import precision_recall
-from onestep.benchmarks.metrics.statistics import RankDeficientWarning, RunningStats, stats_from_features
+from onestep.benchmarks.metrics.statistics import FeatureCollector, FeatureNeeds, RankDeficientWarning, RunningStats, \
+    stats_from_features
 
 
 def _random_cov(rng, d):
@@ -47,6 +48,35 @@ def test_fd_matches_torch_fidelity_statistics_to_metric():
     sa, sb = stats_from_features(a), stats_from_features(b)
     ref = fid_statistics_to_metric({"mu": sa.mu, "sigma": sa.sigma}, {"mu": sb.mu, "sigma": sb.sigma}, False)
     assert frechet_distance_stats(sa, sb) == pytest.approx(ref["frechet_inception_distance"], rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def full_rank_inception_like_stats():
+    """Two sets of 2,100 correlated, non-negative 2048-d features (Inception pool_3 is post-ReLU):
+    more samples than dimensions, the regime of every real FID (n = 50,000)."""
+    rng = np.random.default_rng(8)
+    mix = rng.normal(size=(2048, 2048)) / np.sqrt(2048)
+    a = np.maximum(rng.normal(size=(2100, 2048)) @ mix, 0).astype(np.float32)
+    b = np.maximum(rng.normal(0.05, 1.1, size=(2100, 2048)) @ mix, 0).astype(np.float32)
+    return stats_from_features(a), stats_from_features(b)
+
+
+def test_fd_equals_torch_fidelity_and_clean_fid_at_full_rank(full_rank_inception_like_stats):
+    """Our FD (symmetric eigenvalues) vs torch-fidelity's (eigvals of S1 S2) and clean-fid's
+    (scipy sqrtm) on the same float64 statistics: 1e-6 relative, the harness's FID tolerance."""
+    from cleanfid import fid as cf
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
+    from onestep.benchmarks.metrics.naive import cleanfid_sqrtm_compat
+
+    sa, sb = full_rank_inception_like_stats
+    ours = frechet_distance_stats(sa, sb)
+    tf = fid_statistics_to_metric({"mu": sa.mu, "sigma": sa.sigma}, {"mu": sb.mu, "sigma": sb.sigma}, False)
+    with cleanfid_sqrtm_compat():
+        clean = cf.frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+    assert ours > 1.0
+    assert ours == pytest.approx(tf["frechet_inception_distance"], rel=1e-6)
+    assert ours == pytest.approx(float(clean), rel=1e-6)
 
 
 def test_fd_of_a_set_with_itself_is_zero_and_display_is_clamped():
@@ -86,6 +116,45 @@ def test_running_stats_reject_nonfinite_features():
     bad[1, 2] = float("nan")
     with pytest.raises(FloatingPointError, match="1 feature vectors contain NaN"):
         rs.update(bad)
+
+
+def test_collector_moments_equal_numpy_across_block_flushes():
+    x = np.random.default_rng(7).normal(1.0, 3.0, size=(2600, 6)).astype(np.float32)
+    col = FeatureCollector(FeatureNeeds(rows=True, moments=True))
+    for chunk in np.array_split(x, 41):  # batches of ~63 rows: flushes at 1024-row blocks and a tail
+        col.update(torch.from_numpy(chunk))
+    st = col.moments()
+    np.testing.assert_allclose(st.mu, x.astype(np.float64).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(st.sigma, np.cov(x.astype(np.float64), rowvar=False), rtol=1e-10, atol=1e-12)
+    assert st.n == 2600 and torch.equal(col.features(), torch.from_numpy(x))
+
+
+def test_collector_keeps_only_what_the_metrics_need():
+    rows_only = FeatureCollector(FeatureNeeds(rows=True, moments=False))
+    rows_only.update(torch.randn(5, 4096))
+    assert rows_only.stats.n == 0  # no 4096-d covariance for precision/recall alone
+    with pytest.raises(RuntimeError, match="moments were not collected"):
+        rows_only.moments()
+    moments_only = FeatureCollector(FeatureNeeds(rows=False, moments=True))
+    moments_only.update(torch.randn(5, 3))
+    assert moments_only.moments().n == 5
+    with pytest.raises(RuntimeError, match="features were not kept"):
+        moments_only.features()
+    bad = torch.ones(4, 3)
+    bad[2, 0] = float("inf")
+    with pytest.raises(FloatingPointError, match="1 feature vectors contain NaN/Inf"):
+        rows_only.update(bad)
+
+
+def test_metric_needs_per_extractor():
+    from onestep.benchmarks.metrics.evaluate import _needed_kinds
+    from onestep.benchmarks.metrics.protocols import parse_metrics
+
+    needs = _needed_kinds(parse_metrics(["fid", "isc", "kid", "prc"]))
+    assert needs["inception"]["pool"] == FeatureNeeds(rows=True, moments=True)  # FID + KID
+    assert needs["inception"]["logits"] == FeatureNeeds(rows=True, moments=False)  # IS
+    assert needs["vgg16"]["pool"] == FeatureNeeds(rows=True, moments=False)  # PR only
+    assert _needed_kinds(parse_metrics(["fid"]))["inception"] == {"pool": FeatureNeeds(rows=False, moments=True)}
 
 
 @pytest.mark.parametrize("subset_size,subsets", [(50, 10), (120, 3)])

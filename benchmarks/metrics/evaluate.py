@@ -34,6 +34,7 @@ from .prc import precision_recall
 from .protocols import LOWER_IS_BETTER, MetricSpec, aggregate_values, parse_metrics
 from .reference import Reference, compute_reference, dataset_batches, extract_features, import_adm_reference_batch, \
     load_reference_file
+from .statistics import FeatureNeeds
 
 GENERATOR_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth", ".json")  # load_generator checkpoints
 DEFAULT_NUM_SAMPLES = 50_000  # papers' protocol: 50k images, seeds 0-49999
@@ -199,8 +200,8 @@ def _image_batches(kind: str, obj, n: int | None, seeds, batch_size: int, device
 
 # ---- metric computation ------------------------------------------------------------------------
 def _collected_reference(cols, identity, data) -> Reference:
-    return Reference(identity, data, {k: c.stats.result() for k, c in cols.items()},
-                     {k: c.features() for k, c in cols.items() if c.keep_features})
+    return Reference(identity, data, {k: c.moments() for k, c in cols.items() if c.needs.moments},
+                     {k: c.features() for k, c in cols.items() if c.needs.rows})
 
 
 def _compute(spec: MetricSpec, a: Reference, b: Reference | None, opts: MetricOptions, prefix: str = "") -> list[tuple]:
@@ -224,11 +225,13 @@ def _compute(spec: MetricSpec, a: Reference, b: Reference | None, opts: MetricOp
     raise ValueError(f"unknown metric kind {spec.kind}")
 
 
-def _needed_kinds(specs: list[MetricSpec]) -> dict[str, dict[str, bool]]:
-    kinds: dict[str, dict[str, bool]] = {}
+def _needed_kinds(specs: list[MetricSpec]) -> dict[str, dict[str, FeatureNeeds]]:
+    """extractor key -> feature kind -> what the metrics need (VGG16 for PR alone: rows, no 4096-d moments)."""
+    kinds: dict[str, dict[str, FeatureNeeds]] = {}
     for s in specs:
         k = kinds.setdefault(s.extractor, {})
-        k[s.feature] = k.get(s.feature, False) or s.needs_rows
+        old = k.get(s.feature, FeatureNeeds(rows=False, moments=False))
+        k[s.feature] = FeatureNeeds(rows=old.rows or s.needs_rows, moments=old.moments or s.needs_moments)
     return kinds
 
 
@@ -306,14 +309,14 @@ def evaluate(source, reference=None, metrics=("fd_digits",), *, num_samples: int
             needed = [f for f in feats if any(s.extractor == key and s.feature == f and s.needs_reference for s in specs)]
             if not needed:
                 continue
-            rows = any(feats[f] for f in needed)
+            rows = any(feats[f].rows for f in needed)
             if ref_stats is not None and ref_stats.extractor.name == exts[key].identity.name and not rows:
                 ref_stats.check_compatible(exts[key].identity, needed)
                 ref_by_key[key] = ref_stats
             elif ref_dataset is not None:
                 bar = Progress(f"reference {ref_dataset.name} [{key}]", len(ref_dataset), progress)
                 ref_by_key[key] = compute_reference(ref_dataset, exts[key], needed, keep_features=rows,
-                                                    use_cache=use_cache, progress=bar)
+                                                    batch_size=batch_size, use_cache=use_cache, progress=bar)
                 bar.close()
                 ref_by_key[key].check_compatible(exts[key].identity, needed, need_features=rows)
             else:
@@ -329,7 +332,7 @@ def evaluate(source, reference=None, metrics=("fd_digits",), *, num_samples: int
     # 3. metrics, and the data floor on two disjoint real halves
     floors: dict[str, tuple] = {}
     if data_floor:
-        floors = _data_floor(specs, ref_dataset, n, exts, kinds, opts, use_cache, progress)
+        floors = _data_floor(specs, ref_dataset, n, exts, kinds, opts, batch_size, use_cache)
     records = []
     for spec in specs:
         b = ref_by_key.get(spec.extractor)
@@ -347,7 +350,7 @@ def evaluate(source, reference=None, metrics=("fd_digits",), *, num_samples: int
     return EvalResult(records)
 
 
-def _data_floor(specs, dataset, n, exts, kinds, opts, use_cache, progress) -> dict:
+def _data_floor(specs, dataset, n, exts, kinds, opts, batch_size, use_cache) -> dict:
     """{display name without prefix: (value, n) or a note why there is none}."""
     if dataset is None:
         return {}
@@ -356,8 +359,11 @@ def _data_floor(specs, dataset, n, exts, kinds, opts, use_cache, progress) -> di
     half_a, half_b = _floor_halves(dataset, n)
     out: dict = {}
     for key, feats in kinds.items():
-        ra = compute_reference(half_a, exts[key], list(feats), keep_features=any(feats.values()), use_cache=use_cache)
-        rb = compute_reference(half_b, exts[key], list(feats), keep_features=any(feats.values()), use_cache=use_cache)
+        rows = any(f.rows for f in feats.values())
+        ra = compute_reference(half_a, exts[key], list(feats), keep_features=rows, batch_size=batch_size,
+                               use_cache=use_cache)
+        rb = compute_reference(half_b, exts[key], list(feats), keep_features=rows, batch_size=batch_size,
+                               use_cache=use_cache)
         for spec in (s for s in specs if s.extractor == key):
             try:
                 for name, value, raw, std in _compute(spec, ra, rb, opts):

@@ -5,7 +5,8 @@ radius (self excluded, i.e. torch-fidelity's kthvalue(k + 1)) of at least one me
 set. Precision: generated samples inside the real manifold; recall: real samples inside the
 generated manifold. Only `batch_size x N` distance blocks exist at any time, so 50k samples
 need ~batch_size * 50k * 4 bytes (200 MB at 1000), never the 50k x 50k matrix; the result is
-the same as the full computation (torch-fidelity's calculate_precision_recall_full).
+the same as the full computation (torch-fidelity's calculate_precision_recall_full). Three
+distance passes, not four: the real-vs-generated block serves recall and precision at once.
 """
 from __future__ import annotations
 
@@ -28,9 +29,18 @@ def knn_radii(features: torch.Tensor, k: int = NEIGHBORHOOD, batch_size: int = 1
     return torch.cat([torch.cdist(b, features).kthvalue(k + 1, dim=1).values for b in features.split(batch_size)])
 
 
-def _inside_fraction(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, batch_size: int) -> float:
-    inside = [(torch.cdist(b, support) <= radii[None, :]).any(dim=1) for b in queries.split(batch_size)]
-    return float(torch.cat(inside).float().mean())
+def _inside_fractions(gen: torch.Tensor, ref: torch.Tensor, radii_gen: torch.Tensor, radii_ref: torch.Tensor,
+                      batch_size: int) -> tuple[float, float]:
+    """(precision, recall) from one pass over the real-vs-generated distances, oriented as
+    torch-fidelity's full mode (cdist(real, generated), precision on its transpose): each block
+    of real rows answers recall for those rows and, column-wise, part of precision."""
+    ref_inside = []
+    gen_inside = torch.zeros(len(gen), dtype=torch.bool)
+    for rows, radii in zip(ref.split(batch_size), radii_ref.split(batch_size)):
+        d = torch.cdist(rows, gen)
+        ref_inside.append((d <= radii_gen[None, :]).any(dim=1))
+        gen_inside |= (d <= radii[:, None]).any(dim=0)
+    return float(gen_inside.float().mean()), float(torch.cat(ref_inside).float().mean())
 
 
 @torch.no_grad()
@@ -41,7 +51,6 @@ def precision_recall(generated, real, k: int = NEIGHBORHOOD, batch_size: int = 1
         raise ValueError(f"precision/recall needs (N, D) features of equal D, got {tuple(gen.shape)} and {tuple(ref.shape)}")
     radii_gen = knn_radii(gen, k, batch_size)
     radii_ref = knn_radii(ref, k, batch_size)
-    precision = _inside_fraction(gen, ref, radii_ref, batch_size)
-    recall = _inside_fraction(ref, gen, radii_gen, batch_size)
+    precision, recall = _inside_fractions(gen, ref, radii_gen, radii_ref, batch_size)
     f_score = 2 * precision * recall / max(1e-5, precision + recall)  # as torch-fidelity
     return {"precision": precision, "recall": recall, "f_score": f_score}

@@ -26,6 +26,10 @@ class MetricSpec:
     def needs_rows(self) -> bool:  # KID, PR and IS need the feature rows, FD only moments
         return self.kind in ("kid", "prc", "isc")
 
+    @property
+    def needs_moments(self) -> bool:  # Frechet distances: mean and covariance
+        return self.kind == "fd"
+
 
 METRICS: dict[str, MetricSpec] = {m.key: m for m in [
     MetricSpec("fid", "inception", "pool", "fd", "FID"),

@@ -30,7 +30,7 @@ from onestep.methods.core.atomic import atomic_write
 from onestep.methods.core.paths import cache_dir
 
 from .extractors.base import ExtractorIdentity, FeatureExtractor
-from .statistics import FeatureCollector, GaussianStats
+from .statistics import FeatureCollector, FeatureNeeds, GaussianStats
 
 FORMAT = "onestep-reference-v1"
 # EDM's and ADM's statistics come from the TF Inception-v3 graph (pool_3), which torch-fidelity's
@@ -55,7 +55,8 @@ class Reference:
 
     @property
     def n(self) -> int:
-        return min(s.n for s in self.stats.values()) if self.stats else 0
+        counts = [s.n for s in self.stats.values()] + [len(f) for f in self.features.values()]
+        return min(counts) if counts else 0
 
     def describe(self) -> str:
         return f"{self.data.get('name', '?')} (n={self.n}, {self.data.get('kind', '?')})"
@@ -82,9 +83,10 @@ class Reference:
                 f"evaluated come from {theirs.describe()} (different {', '.join(problems)}); recompute the "
                 f"reference with the same extractor (its cache key includes all of these)")
         for kind in kinds:
-            if kind not in self.stats:
+            if kind not in self.stats and kind not in self.features:
                 raise ReferenceMismatchError(f"reference {self.describe()} has no '{kind}' features (it has "
-                                             f"{sorted(self.stats)}); recompute it from the reference images")
+                                             f"{sorted({*self.stats, *self.features})}); recompute it from the "
+                                             "reference images")
             if need_features and kind not in self.features:
                 raise ReferenceMismatchError(
                     f"reference {self.describe()} holds only mean/covariance of '{kind}' features; KID and "
@@ -121,7 +123,7 @@ class Reference:
                     raise ReferenceFileError(f"'{path}' has format {meta.get('format')!r}, expected {FORMAT!r}")
                 kinds = sorted({k.split(".")[0] for k in files if k.endswith(".mu")})
                 stats = {k: GaussianStats(z[f"{k}.mu"], z[f"{k}.sigma"], int(z[f"{k}.n"])) for k in kinds}
-                feats = {k: torch.from_numpy(z[f"{k}.features"]) for k in kinds if f"{k}.features" in files}
+                feats = {k.split(".")[0]: torch.from_numpy(z[k]) for k in files if k.endswith(".features")}
         except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as exc:
             raise ReferenceFileError(f"'{path}' is not a readable reference file ({exc}); delete it to recompute") from exc
         return cls(ExtractorIdentity(**meta["extractor"]), meta["data"], stats, feats)
@@ -135,10 +137,10 @@ def reference_cache_key(data_hash: str, identity: ExtractorIdentity, kinds: Iter
 
 
 def extract_features(batches: Iterable[torch.Tensor], extractors: dict[str, FeatureExtractor],
-                     kinds: dict[str, dict[str, bool]], total: int | None = None,
+                     kinds: dict[str, dict[str, FeatureNeeds]], total: int | None = None,
                      progress: Callable[[int], None] | None = None) -> dict[str, dict[str, FeatureCollector]]:
-    """Feed every uint8 batch once to every extractor; kinds[key][kind] = keep raw rows?"""
-    collectors = {key: {kind: FeatureCollector(keep) for kind, keep in kinds[key].items()} for key in kinds}
+    """Feed every uint8 batch once to every extractor; kinds[key][kind] = what to collect."""
+    collectors = {key: {kind: FeatureCollector(needs) for kind, needs in kinds[key].items()} for key in kinds}
     done = 0
     for images in batches:
         for key, ext in extractors.items():
@@ -178,9 +180,10 @@ def compute_reference(dataset, extractor: FeatureExtractor, kinds: Iterable[str]
                 return ref
         except (ReferenceFileError, ReferenceMismatchError):
             pass  # a corrupt or stale cache entry is recomputed and replaced
-    cols = extract_features(dataset_batches(images, batch_size), {"x": extractor}, {"x": {k: keep_features for k in kinds}},
+    needs = FeatureNeeds(rows=keep_features, moments=True)  # cached for later FD requests too
+    cols = extract_features(dataset_batches(images, batch_size), {"x": extractor}, {"x": {k: needs for k in kinds}},
                             progress=progress)["x"]
-    ref = Reference(extractor.identity, data, {k: c.stats.result() for k, c in cols.items()},
+    ref = Reference(extractor.identity, data, {k: c.moments() for k, c in cols.items()},
                     {k: c.features() for k, c in cols.items()} if keep_features else {})
     if use_cache:
         ref.save(path)

@@ -37,21 +37,29 @@ def clean_clip_resize(img_hwc: np.ndarray) -> np.ndarray:
     return np.asarray(_clean_resize(img)).clip(0, 255).astype(np.uint8)
 
 
-def build_openclip_vit_b32(state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+def build_clip_image_tower(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """open-clip's ViT-B/32 (QuickGELU) with `state_dict` (the whole CLIP model's keys, checked);
+    returns the image tower only, the part CLIP-FID uses."""
+    import logging
+
     import open_clip
 
-    model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
-    if state_dict is not None:
-        sd = {k: v for k, v in state_dict.items() if k not in _JIT_EXTRA_KEYS}
-        if next(iter(sd)).startswith("module."):
-            sd = {k[len("module."):]: v for k, v in sd.items()}
-        expected = {k: v.shape for k, v in model.state_dict().items()}
-        # OpenAI stores logit_scale as a 0-d tensor, open_clip may use shape [] too; align.
-        if "logit_scale" in sd and sd["logit_scale"].shape != expected.get("logit_scale", sd["logit_scale"].shape):
-            sd["logit_scale"] = sd["logit_scale"].reshape(expected["logit_scale"])
-        weights_mod.check_state_dict(sd, expected, "CLIP ViT-B/32 weights")
-        model.load_state_dict(sd)
-    return model.eval().requires_grad_(False)
+    logging.disable(logging.WARNING)  # open-clip warns "initialized randomly": the weights come next
+    try:
+        with torch.device("meta"):  # no random initialisation of weights about to be replaced
+            model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True, device="meta")
+    finally:
+        logging.disable(logging.NOTSET)
+    sd = {k: v for k, v in state_dict.items() if k not in _JIT_EXTRA_KEYS}
+    if next(iter(sd)).startswith("module."):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    # OpenAI stores logit_scale as a 0-d tensor, open_clip may use shape [] too; align.
+    if "logit_scale" in sd and sd["logit_scale"].shape != expected.get("logit_scale", sd["logit_scale"].shape):
+        sd["logit_scale"] = sd["logit_scale"].reshape(expected["logit_scale"])
+    weights_mod.check_state_dict(sd, expected, "CLIP ViT-B/32 weights")
+    model.load_state_dict(sd, assign=True)  # the loaded tensors become the parameters
+    return model.visual.eval().requires_grad_(False)
 
 
 class CLIPExtractor(FeatureExtractor):
@@ -69,7 +77,7 @@ class CLIPExtractor(FeatureExtractor):
             untrained=resolved.untrained,
         )
         self.dtype = getattr(torch, _internal_dtype(internal_dtype))
-        self.visual = build_openclip_vit_b32(weights_mod.load_state_dict(resolved.path)).visual
+        self.visual = build_clip_image_tower(weights_mod.load_state_dict(resolved.path))
         self.visual.to(device=device, dtype=self.dtype)
         self.normalize = transforms.Normalize(OPENAI_MEAN, OPENAI_STD)
         self._to_tensor = transforms.ToTensor()

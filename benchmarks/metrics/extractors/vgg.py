@@ -26,7 +26,8 @@ class VGG16Extractor(FeatureExtractor):
         from torch_fidelity import feature_extractor_vgg16 as tfv
 
         resolved = weights_mod.locate_weights("vgg16", weights_path, untrained=untrained)
-        expected = {k: v.shape for k, v in torchvision.models.vgg16().state_dict().items()}
+        with torch.device("meta"):  # shapes only: no 138M-parameter random initialisation
+            expected = {k: v.shape for k, v in torchvision.models.vgg16().state_dict().items()}
         state_dict = weights_mod.load_state_dict(resolved.path, expected=expected)
         self.weights = resolved
         self.identity = ExtractorIdentity(
@@ -35,8 +36,9 @@ class VGG16Extractor(FeatureExtractor):
         )
 
         def build(**_):
-            model = torchvision.models.vgg16()
-            model.load_state_dict(state_dict)
+            with torch.device("meta"):
+                model = torchvision.models.vgg16()
+            model.load_state_dict(state_dict, assign=True)  # the loaded tensors become the parameters
             return model
 
         with patched_attr(tfv, "torchvision_load_pretrained_vgg16", build):
