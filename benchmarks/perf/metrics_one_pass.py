@@ -114,7 +114,7 @@ def naive(n, batch, files, untrained) -> tuple[dict, float]:
     seconds = time.perf_counter() - t
     values = {"FID": out["frechet_inception_distance"], "IS": out["inception_score_mean"],
               "KID": out["kernel_inception_distance_mean"], "precision": out["precision"], "recall": out["recall"],
-              "CLIP-FID": out["clip_fid"], "untrained": out["untrained"]}
+              "CLIP-FID": out["clip_fid"], "untrained": out["untrained"], "stages_s": out["seconds"]}
     return values, seconds
 
 
@@ -193,7 +193,8 @@ def main(argv=None) -> int:
             runs = {"harness_cold": run_path("harness", **common, cache=fresh),
                     "harness_warm": run_path("harness", **common, cache=fresh),
                     "naive": run_path("naive", **common, cache=unused)}
-        ours, theirs = runs["harness_cold"]["values"], runs["naive"]["values"]
+        ours, theirs = runs["harness_cold"]["values"], dict(runs["naive"]["values"])
+        stages = theirs.pop("stages_s")
         tag = "  [UNTRAINED weights: not real measurements]" if ours["untrained"] or theirs["untrained"] else ""
         print(f"\nall metrics, n={args.n} generated vs {args.n} reference images, batch {args.batch}{tag}")
         print(f"{'metric':<10} {'harness':>16} {'naive':>16} {'rel. diff':>10}")
@@ -208,13 +209,15 @@ def main(argv=None) -> int:
         ratio, ratio_warm = t["naive"] / t["harness_cold"], t["naive"] / t["harness_warm"]
         print(f"time: naive {t['naive']:.1f} s | harness, reference computed {t['harness_cold']:.1f} s ({ratio:.2f}x) | "
               f"harness, reference cached {t['harness_warm']:.1f} s ({ratio_warm:.2f}x)")
+        print("      naive stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
         print(f"speed-up target >= {TARGET_SPEEDUP}x over the naive path: "
               f"{'met' if ratio_warm >= TARGET_SPEEDUP else 'NOT met'} with the reference cached, "
               f"{'met' if ratio >= TARGET_SPEEDUP else 'not met'} with it computed")
         print(f"numbers agree (rel. <= 1e-6; the cached reference changes nothing): {'yes' if agree else 'NO'}")
         ok &= agree
         report["speed"] = {"n": args.n, "batch": args.batch, "seconds": t, "ratio_cold": ratio, "ratio_warm": ratio_warm,
-                           "agree": agree, "harness": ours, "naive": theirs}
+                           "agree": agree, "harness": ours, "naive": theirs,
+                           "naive_stages_s": stages}
     if args.memory_n:
         n = args.memory_n
         print(f"\npeak memory at n={n} random feature rows per side, whole process incl. the features "
