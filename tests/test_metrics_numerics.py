@@ -182,8 +182,11 @@ def _tf_prc_full(f1, f2, k=3):
     return calculate_precision_recall_full(f1, f2, k, 10000)
 
 
-@pytest.mark.parametrize("batch_size", [7, 64, 1000])
-def test_batched_precision_recall_equals_torch_fidelity_full(batch_size):
+@pytest.mark.parametrize("batch_size,column_block", [(7, 10_000), (64, 10_000), (1000, 10_000), (64, 45)])
+def test_batched_precision_recall_equals_torch_fidelity_full(batch_size, column_block, monkeypatch):
+    from onestep.benchmarks.metrics import prc
+
+    monkeypatch.setattr(prc, "COLUMN_BLOCK", column_block)
     g = torch.Generator().manual_seed(7)
     gen = torch.randn(301, 10, generator=g) * 1.3 + 0.4
     real = torch.randn(257, 10, generator=g)
@@ -204,8 +207,12 @@ def test_precision_recall_never_builds_the_full_distance_matrix(monkeypatch):
 
     monkeypatch.setattr(torch, "cdist", spy)
     gen, real = torch.randn(500, 6), torch.randn(400, 6)
+    from onestep.benchmarks.metrics import prc
+
+    monkeypatch.setattr(prc, "COLUMN_BLOCK", 120)
     precision_recall(gen, real, batch_size=50)
     assert seen and max(r for r, _ in seen) <= 50  # blocks of 50 x N, never N x N
+    assert max(c for _, c in seen) <= 120  # cdist's copy of the support: one column block
 
 
 def test_precision_recall_needs_more_than_k_samples():

@@ -50,12 +50,12 @@ def kernel_inception_distance(features_1, features_2, subsets: int = KID_SUBSETS
     if subset_size < 2:
         raise ValueError("KID subset size must be at least 2")
     # torch-fidelity draws the subsets from the float32 features and computes the kernel in the
-    # features' dtype; float64 here only changes rounding
-    f1, f2 = f1.astype(np.float64), f2.astype(np.float64)
+    # features' dtype; float64 here only changes rounding. Each subset is converted on its own:
+    # no float64 copy of all 50k rows.
     rng = np.random.RandomState(rng_seed)
     mmds = np.empty(subsets)
     for i in range(subsets):
-        a = f1[rng.choice(n1, subset_size, replace=False)]
-        b = f2[rng.choice(n2, subset_size, replace=False)]
+        a = f1[rng.choice(n1, subset_size, replace=False)].astype(np.float64)
+        b = f2[rng.choice(n2, subset_size, replace=False)].astype(np.float64)
         mmds[i] = polynomial_mmd2_unbiased(a, b, degree, gamma, coef0)
     return float(mmds.mean()), float(mmds.std())
