@@ -3,11 +3,11 @@
 A sample is inside the manifold of a set when it lies within the k-th nearest-neighbour
 radius (self excluded, i.e. torch-fidelity's kthvalue(k + 1)) of at least one member of that
 set. Precision: generated samples inside the real manifold; recall: real samples inside the
-generated manifold. Only `batch_size x N` distance blocks exist at any time, so 50k samples
-need ~batch_size * 50k * 4 bytes (200 MB at 1000) plus cdist's copy of one 10k-row column
-block, never the 50k x 50k matrix; the result is
-the same as the full computation (torch-fidelity's calculate_precision_recall_full). Three
-distance passes, not four: the real-vs-generated block serves recall and precision at once.
+generated manifold. Only `batch_size x N` distance blocks exist at any time (200 MB at 1000
+rows and N = 50k) plus cdist's copy of one 10k-row column block, never the 50k x 50k matrix;
+the result is the same as the full computation (torch-fidelity's
+calculate_precision_recall_full). Three distance passes, not four: the real-vs-generated block
+serves recall and precision at once.
 """
 from __future__ import annotations
 
