@@ -1,6 +1,6 @@
 """All metrics for one generator in one generation pass (harness) vs the naive path; PR/KID memory.
 
-    python -m onestep.benchmarks.perf.metrics_one_pass [--n 64] [--batch 64] \
+    python -m onestep.benchmarks.perf.metrics_one_pass [--n 64] [--batch 64] [--device cuda] \
         [--inception FILE --vgg16 FILE --clip FILE | --random-weights] [--memory-n 50000]
 
 1. Speed: FID, IS, KID, precision/recall (VGG16) and CLIP-FID of one generator against a
@@ -81,21 +81,22 @@ def random_weight_files(folder: Path) -> dict[str, Path]:
 METRIC_KEYS = ("FID", "IS", "KID", "precision", "recall", "CLIP-FID")
 
 
-def _inputs(n: int):
+def _inputs(n: int, device: str):
     from onestep.benchmarks.datasets import load_digits
 
-    return TinyGenerator().eval(), load_digits(16, 3, "train").images[:n].clone()
+    return TinyGenerator().eval().to(device), load_digits(16, 3, "train").images[:n].clone()
 
 
-def harness(n, batch, files, untrained) -> tuple[dict, float]:
+def harness(n, batch, files, untrained, device) -> tuple[dict, float]:
     from onestep.benchmarks.metrics.evaluate import MetricOptions, evaluate
     from onestep.benchmarks.metrics.extractors.registry import build_extractor
 
-    G, reference = _inputs(n)
+    G, reference = _inputs(n, device)
     t = time.perf_counter()
-    exts = {key: build_extractor(key, files.get(key), untrained=untrained) for key in ("inception", "vgg16", "clip")}
+    exts = {key: build_extractor(key, files.get(key), untrained=untrained, device=device)
+            for key in ("inception", "vgg16", "clip")}
     res = evaluate(G, reference, ["fid", "isc", "kid", "prc", "clip_fid"], num_samples=n, batch_size=batch,
-                   extractors=exts, options=MetricOptions(kid_subset_size=min(1000, n)), progress=True)
+                   device=device, extractors=exts, options=MetricOptions(kid_subset_size=min(1000, n)), progress=True)
     seconds = time.perf_counter() - t
     values = {"FID": res["FID"].raw, "IS": res["IS"].value, "KID": res["KID"].raw, "precision": res["precision"].value,
               "recall": res["recall"].value, "CLIP-FID": res["CLIP-FID"].raw}
@@ -103,15 +104,15 @@ def harness(n, batch, files, untrained) -> tuple[dict, float]:
     return values, seconds
 
 
-def naive(n, batch, files, untrained) -> tuple[dict, float]:
+def naive(n, batch, files, untrained, device) -> tuple[dict, float]:
     from onestep.benchmarks.metrics.naive import naive_metrics
     from onestep.benchmarks.sampling import iter_generated
 
-    G, reference = _inputs(n)
+    G, reference = _inputs(n, device)
     t = time.perf_counter()
-    images = [imgs for _, imgs in iter_generated(G, list(range(n)), batch)]
+    images = [imgs.cpu() for _, imgs in iter_generated(G, list(range(n)), batch, device)]
     out = naive_metrics(images, reference, inception_weights=files.get("inception"), vgg16_weights=files.get("vgg16"),
-                        clip_weights=files.get("clip"), batch_size=batch)
+                        clip_weights=files.get("clip"), batch_size=batch, device=device)
     seconds = time.perf_counter() - t
     values = {"FID": out["frechet_inception_distance"], "IS": out["inception_score_mean"],
               "KID": out["kernel_inception_distance_mean"], "precision": out["precision"], "recall": out["recall"],
@@ -123,13 +124,13 @@ def _path_child(spec: str) -> None:
     """Runs in a fresh process: one path, its values and seconds as the last stdout line."""
     args = json.loads(spec)
     fn = harness if args["path"] == "harness" else naive
-    values, seconds = fn(args["n"], args["batch"], args["files"], args["untrained"])
+    values, seconds = fn(args["n"], args["batch"], args["files"], args["untrained"], args["device"])
     print(json.dumps({"values": values, "seconds": seconds}))
 
 
-def run_path(path: str, n: int, batch: int, files: dict, untrained: bool, cache: str) -> dict:
+def run_path(path: str, n: int, batch: int, files: dict, untrained: bool, device: str, cache: str) -> dict:
     spec = json.dumps({"path": path, "n": n, "batch": batch, "files": {k: str(v) if v else None for k, v in files.items()},
-                       "untrained": untrained})
+                       "untrained": untrained, "device": device})
     env = {**os.environ, "ONESTEP_CACHE": cache}
     out = subprocess.run([sys.executable, "-m", "onestep.benchmarks.perf.metrics_one_pass", "--_path-child", spec],
                          stdout=subprocess.PIPE, text=True, env=env, check=True)  # progress lines stay on stderr
@@ -165,6 +166,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=64, help="generated images = reference images")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="torch device for both paths, e.g. cuda")
     p.add_argument("--inception"), p.add_argument("--vgg16"), p.add_argument("--clip")
     p.add_argument("--random-weights", action="store_true", help="make random files in the released formats (UNTRAINED)")
     p.add_argument("--memory-n", type=int, default=50_000, help="rows per side for the PR/KID memory check (0: skip)")
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
         files = {"inception": args.inception, "vgg16": args.vgg16, "clip": args.clip}
         if args.random_weights:
             files = random_weight_files(cache_dir("random-weights"))
-        common = dict(n=args.n, batch=args.batch, files=files, untrained=args.random_weights)
+        common = dict(n=args.n, batch=args.batch, files=files, untrained=args.random_weights, device=args.device)
         with tempfile.TemporaryDirectory() as fresh, tempfile.TemporaryDirectory() as unused:
             # the first harness run computes the reference features into an empty cache, the
             # second reads them; the naive runs get an empty cache they do not use
@@ -198,7 +200,8 @@ def main(argv=None) -> int:
         ours, theirs = runs["harness_cold"]["values"], dict(runs["naive"]["values"])
         stages = theirs.pop("stages_s")
         tag = "  [UNTRAINED weights: not real measurements]" if ours["untrained"] or theirs["untrained"] else ""
-        print(f"\nall metrics, n={args.n} generated vs {args.n} reference images, batch {args.batch}{tag}")
+        print(f"\nall metrics, n={args.n} generated vs {args.n} reference images, batch {args.batch}, "
+              f"{args.device}{tag}")
         print(f"{'metric':<10} {'harness':>16} {'naive':>16} {'rel. diff':>10}")
         agree = True
         for k in METRIC_KEYS:
@@ -217,7 +220,7 @@ def main(argv=None) -> int:
               f"{'met' if ratio >= TARGET_SPEEDUP else 'not met'} with it computed")
         print(f"numbers agree (rel. <= 1e-6; the cached reference changes nothing): {'yes' if agree else 'NO'}")
         ok &= agree
-        report["speed"] = {"n": args.n, "batch": args.batch, "seconds": t, "ratio_cold": ratio, "ratio_warm": ratio_warm,
+        report["speed"] = {"n": args.n, "batch": args.batch, "device": args.device, "seconds": t, "ratio_cold": ratio, "ratio_warm": ratio_warm,
                            "agree": agree, "harness": ours, "naive": theirs,
                            "naive_stages_s": stages}
     if args.memory_n:
