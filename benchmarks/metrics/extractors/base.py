@@ -50,5 +50,19 @@ class FeatureExtractor(abc.ABC):
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """uint8 (B, C, H, W) -> {feature kind: float tensor (B, D)}."""
 
+    def _networks(self) -> list[torch.nn.Module]:
+        return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+
     def to(self, device: torch.device | str) -> "FeatureExtractor":
+        """Move every network the extractor holds."""
+        for net in self._networks():
+            net.to(device)
         return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where its network lives (CPU for an extractor without one)."""
+        for net in self._networks():
+            for p in net.parameters():
+                return p.device
+        return torch.device("cpu")

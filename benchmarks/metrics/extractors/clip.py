@@ -82,10 +82,6 @@ class CLIPExtractor(FeatureExtractor):
         self.normalize = transforms.Normalize(OPENAI_MEAN, OPENAI_STD)
         self._to_tensor = transforms.ToTensor()
 
-    def to(self, device):
-        self.visual.to(device)
-        return self
-
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 BCHW -> normalised float batch, step for step as clean-fid."""
         rgb = to_rgb_uint8(images, "CLIPExtractor").permute(0, 2, 3, 1).cpu().numpy()
@@ -96,6 +92,6 @@ class CLIPExtractor(FeatureExtractor):
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        device = next(self.visual.parameters()).device
+        device = self.device
         x = self.preprocess(images).to(device=device, dtype=self.dtype)
         return {"pool": self.visual(x).float()}

@@ -48,10 +48,6 @@ class DigitsExtractor(FeatureExtractor):
             resize_mode=f"mean-channels-bilinear-antialias-{self.net.input_resolution}", untrained=bool(untrained))
         self.feature_dims = {"pool": self.net.embed_dim, "logits": self.net.num_classes}
 
-    def to(self, device):
-        self.net.to(device)
-        return self
-
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = uint8_to_model_range(images).to(self.net.head.weight.device)

@@ -51,13 +51,9 @@ class DINOv2Extractor(FeatureExtractor):
         self.identity = ExtractorIdentity(name=name, weights_sha256=resolved.sha256,
                                           resize_mode="torch-bicubic-antialias-224", untrained=resolved.untrained)
 
-    def to(self, device):
-        self.net.to(device)
-        return self
-
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        device = next(self.net.parameters()).device
+        device = self.device
         x = to_rgb_uint8(images, "DINOv2Extractor").to(device=device, dtype=torch.float32)
         x = F.interpolate(x, size=(DINO_SIZE, DINO_SIZE), mode="bicubic", antialias=True)
         x = x / 255

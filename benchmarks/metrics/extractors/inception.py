@@ -76,12 +76,8 @@ class InceptionExtractor(FeatureExtractor):
                     f"'{resolved.path}' is not torch-fidelity's Inception-v3 state dict: {exc}") from exc
         self.net.to(device)
 
-    def to(self, device):
-        self.net.to(device)
-        return self
-
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = to_rgb_uint8(images, "InceptionExtractor").to(next(self.net.parameters()).device)
+        x = to_rgb_uint8(images, "InceptionExtractor").to(self.device)
         pool, logits = self.net(x)
         return {"pool": pool, "logits": logits}

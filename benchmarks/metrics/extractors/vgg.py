@@ -46,12 +46,8 @@ class VGG16Extractor(FeatureExtractor):
                 "vgg16", ["fc2_relu"], feature_extractor_internal_dtype=_internal_dtype(internal_dtype))
         self.net.to(device)
 
-    def to(self, device):
-        self.net.to(device)
-        return self
-
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = to_rgb_uint8(images, "VGG16Extractor").to(next(self.net.parameters()).device)
+        x = to_rgb_uint8(images, "VGG16Extractor").to(self.device)
         (fc2_relu,) = self.net(x)
         return {"pool": fc2_relu}
