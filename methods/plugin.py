@@ -13,9 +13,12 @@ Contract for `Method.step`:
 - Randomness comes only from `ctx` (`ctx.randn`, `ctx.rand`, `ctx.randint`): they draw the
   *global* batch from a generator seeded by (run seed, step, stream) and return this rank's
   slice, so N processes reproduce one process with the same global batch.
-- Losses are means over the local batch; `ctx.optimizer_step(opt, params)` averages gradients
-  across ranks, applies the loop's gradient clipping, steps and zeroes the optimizer. Methods
-  never wrap modules in DistributedDataParallel themselves.
+- Losses are means over the local batch; `ctx.optimizer_step(opt, params, clip=None)` averages
+  gradients across ranks, applies a clipping rule, steps and zeroes the optimizer. `clip=None`
+  means the loop's rule (norm clipping at `grad_clip`, if set); a method whose official code
+  clips one optimizer differently passes its own `GradClip` for that call (SiDA's fake score:
+  nan_to_num then value clipping at 1; DMD: norm 10). Methods never wrap modules in
+  DistributedDataParallel themselves.
 - Network evaluations go under `with ctx.autocast():` (bf16 where the device supports it).
 
 State: `state_dict()` must capture everything needed to continue bit-identically (modules,
@@ -48,6 +51,26 @@ class DataSpec:
     label_dim: int = 0  # 0 = unconditional
 
 
+@dataclass(frozen=True)
+class GradClip:
+    """How gradients are treated after the cross-rank average and before the optimizer step.
+
+    Applied in this order: `nan_to_num` (NaN -> 0, +-inf -> +-1e5, as the official SiD/SiDA/SFD
+    loops do), element-wise `value` clipping (torch.nn.utils.clip_grad_value_), then global
+    L2 `norm` clipping (clip_grad_norm_). All off by default.
+    """
+
+    nan_to_num: bool = False
+    value: float | None = None
+    norm: float | None = None
+
+    def __post_init__(self):
+        for what in ("value", "norm"):
+            v = getattr(self, what)
+            if v is not None and not v > 0:
+                raise ValueError(f"GradClip.{what} must be positive or None, got {v}")
+
+
 @dataclass
 class Batch:
     """This rank's slice of one global batch of real data (None when a method needs none)."""
@@ -71,7 +94,8 @@ class TrainContext(Protocol):
     def randn(self, *shape: int, stream: str = "default") -> torch.Tensor: ...
     def rand(self, *shape: int, stream: str = "default") -> torch.Tensor: ...
     def randint(self, high: int, *shape: int, stream: str = "default") -> torch.Tensor: ...
-    def optimizer_step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter] | nn.Module) -> None: ...
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter] | nn.Module,
+                       clip: GradClip | None = None) -> None: ...
     def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor: ...
     def cache_dir(self) -> Any: ...  # pathlib.Path for method caches (e.g. DMD's paired dataset)
 

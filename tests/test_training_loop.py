@@ -64,6 +64,30 @@ def test_optimizer_step_clips_the_global_norm_and_zeroes():
     assert torch.allclose(w.detach(), torch.tensor([-6.3, -8.4, 0.0, 0.0]), atol=1e-6)
 
 
+def test_per_call_clip_rules_nan_to_num_value_and_norm():
+    from onestep.methods.plugin import GradClip
+
+    ctx = LoopContext(seed=0, batch_size=4, device=torch.device("cpu"), grad_clip=0.5)
+    w = nn.Parameter(torch.zeros(4))
+    opt = torch.optim.SGD([w], lr=1.0)
+    # SiDA's fake score: nan_to_num (nan -> 0, inf -> 1e5), then element-wise value clip at 1.
+    w.grad = torch.tensor([float("nan"), float("inf"), -3.0, 0.25])
+    ctx.optimizer_step(opt, [w], clip=GradClip(nan_to_num=True, value=1.0))
+    assert torch.equal(w.detach(), torch.tensor([0.0, -1.0, 1.0, -0.25]))  # the loop's norm 0.5 not applied
+    # A generator step: nan_to_num only, no clipping at all.
+    w.data.zero_()
+    w.grad = torch.tensor([float("nan"), float("-inf"), 6.0, 8.0])
+    ctx.optimizer_step(opt, [w], clip=GradClip(nan_to_num=True))
+    assert torch.equal(w.detach(), torch.tensor([0.0, 1e5, -6.0, -8.0]))
+    # DMD: norm 10 on a gradient of norm 20 halves it.
+    w.data.zero_()
+    w.grad = torch.tensor([12.0, 16.0, 0.0, 0.0])
+    ctx.optimizer_step(opt, [w], clip=GradClip(norm=10.0))
+    assert torch.allclose(w.detach(), torch.tensor([-6.0, -8.0, 0.0, 0.0])) and ctx.last_grad_norm == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="GradClip.value must be positive"):
+        GradClip(value=0.0)
+
+
 def test_precision_selection():
     cpu = torch.device("cpu")
     assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None

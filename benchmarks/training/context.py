@@ -10,6 +10,7 @@ from torch import nn
 
 from onestep.environments import distributed as dist_env
 from onestep.methods.core.paths import cache_dir as _cache_dir
+from onestep.methods.plugin import GradClip
 
 from .seeding import derive_seed
 
@@ -99,8 +100,11 @@ class LoopContext:
     def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
         return dist_env.all_reduce_mean(tensor)
 
-    def optimizer_step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter] | nn.Module) -> None:
-        """Average gradients over ranks, clip if configured, step, zero the gradients."""
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter] | nn.Module,
+                       clip: GradClip | None = None) -> None:
+        """Average gradients over ranks, apply the clipping rule, step, zero the gradients.
+
+        `clip=None` is the loop's rule: norm clipping at `grad_clip` when it is set."""
         if isinstance(params, nn.Module):
             params = params.parameters()
         params = [p for p in params if p.requires_grad]
@@ -112,9 +116,17 @@ class LoopContext:
             for g in grads:
                 g.copy_(flat[offset:offset + g.numel()].view_as(g))
                 offset += g.numel()
-        if self.grad_clip is not None and grads:
-            self.last_grad_norm = float(torch.nn.utils.clip_grad_norm_(
-                [p for p in params if p.grad is not None], self.grad_clip))
+        if clip is None:
+            clip = GradClip(norm=self.grad_clip)
+        if grads:
+            if clip.nan_to_num:
+                for g in grads:
+                    torch.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5, out=g)
+            if clip.value is not None:
+                torch.nn.utils.clip_grad_value_([p for p in params if p.grad is not None], clip.value)
+            if clip.norm is not None:
+                self.last_grad_norm = float(torch.nn.utils.clip_grad_norm_(
+                    [p for p in params if p.grad is not None], clip.norm))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

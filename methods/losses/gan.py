@@ -1,4 +1,4 @@
-"""Losses shared by the GAN-distillation and consistency-distillation plugins.
+"""GAN-distillation and consistency-distillation losses (GDD/D2O, CD).
 
 - Non-saturating GAN objective of GDD/D2O (paper 000 eq. 3/4, paper 001 section 3.3):
   D maximises log D(x) + log(1 - D(G(z))), G minimises -log D(G(z)). With logits l and
@@ -22,6 +22,8 @@ from torch import nn
 from torch.nn import functional as F
 
 Logits = torch.Tensor | Sequence[torch.Tensor]
+
+__all__ = ['Logits', 'generator_loss', 'discriminator_loss', 'r1_penalty', 'lazy_r1_weight', 'r1_due', 'l2_distance', 'pseudo_huber_distance', 'torch_hub_checkpoint_dir', 'LPIPSDistance', 'make_distance']
 
 
 def _as_list(logits: Logits) -> list[torch.Tensor]:
@@ -145,7 +147,7 @@ def make_distance(name: str, lpips_backbone: str = "auto", lpips_resize: int | N
         return pseudo_huber_distance
     if name == "lpips":
         return LPIPSDistance(backbone=lpips_backbone, resize=lpips_resize)
-    from .core.config import ConfigError, suggest
+    from ..core.config import ConfigError, suggest
 
     choices = ("l2", "pseudo_huber", "lpips")
     raise ConfigError(f"unknown distance {name!r}{suggest(name, choices)}; choose one of {list(choices)}")
