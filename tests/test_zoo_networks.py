@@ -286,3 +286,41 @@ def test_initialisation_follows_edm():
     assert float(adm.map_label.weight.std()) == pytest.approx(1.0, rel=0.05)
     norm = adm.enc["8x8_block0"].norm0
     assert torch.equal(norm.weight, torch.ones(64)) and torch.equal(norm.bias, torch.zeros(64))
+
+
+@pytest.mark.parametrize("arch", ["ddpmpp", "ncsnpp", "adm"])
+def test_encoder_read_out_is_the_last_encoder_block_and_skips_the_decoder(arch):
+    """SiDA's map / DMD2's bottleneck: the last `enc` block's output, seen by a forward hook
+    (independent of the read-out code), and neither middle nor decoder blocks run for 'encoder'."""
+    from onestep.methods.zoo import denoise_with_encoder_map, encoder_features, sida_encoder_map
+
+    torch.manual_seed(0)
+    if arch == "adm":
+        net = EDMPrecond(img_resolution=8, img_channels=3, label_dim=4, model_type="DhariwalUNet", model_channels=32,
+                         channel_mult=[1, 2], num_blocks=2, attn_resolutions=[4], dropout=0).eval()
+        labels = torch.tensor([1, 3])
+    else:
+        net, labels = _tiny(8, 3, 4, arch), torch.tensor([0, 2])
+    for p in net.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    x, sigma = torch.randn(2, 3, 8, 8), torch.tensor([0.3, 7.0])
+    last_name = [n for n in net.model.enc if "aux" not in n][-1]
+    seen, dec_calls = {}, []
+    net.model.enc[last_name].register_forward_hook(lambda m, i, o: seen.__setitem__("out", o))
+    for block in net.model.dec.values():
+        block.register_forward_hook(lambda m, i, o: dec_calls.append(1))
+    feats = encoder_features(net, x, sigma, labels)
+    assert not dec_calls and torch.equal(feats, seen["out"].float())
+    expected_channels = net.model.enc[last_name].out_channels
+    assert feats.shape == (2, expected_channels, 4, 4)
+    logits = sida_encoder_map(net, x, sigma, labels)
+    assert logits.shape == (2, 1, 4, 4) and logits.dtype == torch.float32
+    assert torch.allclose(logits, seen["out"].mean(1, keepdim=True))
+    denoised, logits2 = denoise_with_encoder_map(net, x, sigma, labels)
+    assert dec_calls and torch.equal(denoised, net(x, sigma, labels)) and torch.allclose(logits2, logits)
+    # differentiable with respect to the input and the network
+    xg = x.clone().requires_grad_(True)
+    sida_encoder_map(net, xg, sigma, labels).sum().backward()
+    assert xg.grad.abs().sum() > 0 and net.model.enc[last_name].conv1.weight.grad is not None
+    with pytest.raises(ValueError, match="read_out"):
+        net.denoise_and_encode(x, sigma, labels, read_out="middle")

@@ -6,7 +6,7 @@
 
 Modules: layers (EDM building blocks), songunet (DDPM++/NCSN++), dhariwal (ADM), precond
 (VP/VE/iDDPM/EDM/OneStep), presets (named networks), config (network_config round trip),
-roles (parameter roles for freezing).
+roles (parameter roles for freezing), readout (encoder read-outs: SiDA's map, DMD2's bottleneck).
 """
 from .config import network_config, network_from_config
 from .dhariwal import DhariwalUNet
@@ -14,6 +14,7 @@ from .layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbed
 from .precond import (MODEL_TYPES, PRECOND_TYPES, EDMPrecond, OneStepPrecond, Precond, VEPrecond, VPPrecond,
                       iDDPMPrecond)
 from .presets import PRESETS, Preset, build_network, get_preset, preset_info, resolve_preset
+from .readout import denoise_with_encoder_map, encoder_features, set_dropout, sida_encoder_map
 from .roles import (FREEZE_GROUPS, ROLES, format_share_table, in_resampling_block, parameter_roles, role_counts,
                     role_shares, select_parameters)
 from .songunet import DDPMPP, NCSNPP, SongUNet
@@ -26,5 +27,6 @@ __all__ = [
     "network_config", "network_from_config",
     "ROLES", "FREEZE_GROUPS", "parameter_roles", "role_counts", "role_shares", "select_parameters",
     "format_share_table", "in_resampling_block",
+    "encoder_features", "sida_encoder_map", "denoise_with_encoder_map", "set_dropout",
     "Conv2d", "Linear", "GroupNorm", "UNetBlock", "PositionalEmbedding", "FourierEmbedding",
 ]

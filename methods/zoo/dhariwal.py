@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import Conv2d, GroupNorm, Linear, PositionalEmbedding, UNetBlock
+from .songunet import READ_OUTS
 
 
 class DhariwalUNet(nn.Module):
@@ -80,7 +81,10 @@ class DhariwalUNet(nn.Module):
         self.out_norm = GroupNorm(num_channels=cout)
         self.out_conv = Conv2d(cout, out_channels, kernel=3, **init_zero)
 
-    def forward(self, x, noise_labels, class_labels, augment_labels=None):
+    def forward(self, x, noise_labels, class_labels, augment_labels=None, read_out: str = "decoder"):
+        """The U-Net; `read_out` as SongUNet.forward ('encoder' stops after the last encoder block)."""
+        if read_out not in READ_OUTS:
+            raise ValueError(f"DhariwalUNet: read_out {read_out!r} must be one of {READ_OUTS}")
         emb = self.map_noise(noise_labels)
         if self.map_augment is not None and augment_labels is not None:
             emb = emb + self.map_augment(augment_labels)
@@ -100,8 +104,12 @@ class DhariwalUNet(nn.Module):
         for block in self.enc.values():
             x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
             skips.append(x)
+        if read_out == "encoder":
+            return x
+        encoded = x
         for block in self.dec.values():
             if x.shape[1] != block.in_channels:
                 x = torch.cat([x, skips.pop().to(x.dtype)], dim=1)
             x = block(x, emb)
-        return self.out_conv(F.silu(self.out_norm(x)))
+        out = self.out_conv(F.silu(self.out_norm(x)))
+        return (out, encoded) if read_out == "encoder_decoder" else out

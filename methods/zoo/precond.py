@@ -61,15 +61,31 @@ class Precond(nn.Module):
 
     # -- the Denoiser interface -------------------------------------------------------------
     def forward(self, x, sigma, class_labels=None, force_fp32=False, **model_kwargs):
+        return self.denoise_and_encode(x, sigma, class_labels, force_fp32, read_out="decoder", **model_kwargs)
+
+    def denoise_and_encode(self, x, sigma, class_labels=None, force_fp32=False, read_out="encoder_decoder",
+                           **model_kwargs):
+        """The denoiser with the raw network's `read_out` (SongUNet.forward): 'decoder' gives
+        D(x; sigma); 'encoder' the last encoder block's output (float32) without running the
+        decoder; 'encoder_decoder' both, (D(x; sigma), encoder output), from one pass. The
+        encoder sees the same c_in * x and embedding as the denoising pass (SiDA, DMD2)."""
         x = x.to(torch.float32)
         sigma = self._batch_sigma(sigma, x)
         labels = self._labels(class_labels, x)
         dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
 
         c_skip, c_out, c_in, c_noise = self.coefficients(sigma)
-        F_x = self.model((c_in * x).to(dtype), c_noise.flatten(), class_labels=labels, **model_kwargs)
+        if read_out == "decoder":  # the plain call keeps the network's own signature (external nets)
+            F_x = self.model((c_in * x).to(dtype), c_noise.flatten(), class_labels=labels, **model_kwargs)
+        else:
+            out = self.model((c_in * x).to(dtype), c_noise.flatten(), class_labels=labels, read_out=read_out,
+                             **model_kwargs)
+            if read_out == "encoder":
+                return out.to(torch.float32)
+            F_x, encoded = out
         F_x = F_x[:, : self.img_channels].to(torch.float32)
-        return c_skip * x + c_out * F_x
+        denoised = c_skip * x + c_out * F_x
+        return denoised if read_out == "decoder" else (denoised, encoded.to(torch.float32))
 
     def round_sigma(self, sigma):
         return torch.as_tensor(sigma)

@@ -17,6 +17,7 @@ from .layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbed
 
 DDPMPP = dict(embedding_type="positional", channel_mult_noise=1, encoder_type="standard",
               decoder_type="standard", resample_filter=[1, 1])
+READ_OUTS = ("decoder", "encoder", "encoder_decoder")
 NCSNPP = dict(embedding_type="fourier", channel_mult_noise=2, encoder_type="residual",
               decoder_type="standard", resample_filter=[1, 3, 3, 1])
 
@@ -121,7 +122,20 @@ class SongUNet(nn.Module):
                 self.dec[f"{res}x{res}_aux_norm"] = GroupNorm(num_channels=cout, eps=1e-6)
                 self.dec[f"{res}x{res}_aux_conv"] = Conv2d(cout, out_channels, kernel=3, **init_zero)
 
-    def forward(self, x, noise_labels, class_labels, augment_labels=None):
+    def forward(self, x, noise_labels, class_labels, augment_labels=None, read_out: str = "decoder"):
+        """The U-Net. `read_out` (as SiDA's `return_flag`): 'decoder' returns the output;
+        'encoder' returns the last encoder block's output and skips the middle and decoder
+        blocks; 'encoder_decoder' returns (output, that encoder output) from one pass."""
+        if read_out not in READ_OUTS:
+            raise ValueError(f"SongUNet: read_out {read_out!r} must be one of {READ_OUTS}")
+        emb = self._embedding(noise_labels, class_labels, augment_labels, x)
+        x, skips = self._encode(x, emb)
+        if read_out == "encoder":
+            return x
+        out = self._decode(x, skips, emb)
+        return (out, x) if read_out == "encoder_decoder" else out
+
+    def _embedding(self, noise_labels, class_labels, augment_labels, x):
         emb = self.map_noise(noise_labels)
         emb = emb.reshape(emb.shape[0], 2, -1).flip(1).reshape(*emb.shape)  # swap cos/sin as EDM does
         if self.map_label is not None:
@@ -135,8 +149,9 @@ class SongUNet(nn.Module):
         if self.map_augment is not None and augment_labels is not None:
             emb = emb + self.map_augment(augment_labels)
         emb = F.silu(self.map_layer0(emb))
-        emb = F.silu(self.map_layer1(emb))
+        return F.silu(self.map_layer1(emb))
 
+    def _encode(self, x, emb):
         skips = []
         aux = x
         for name, block in self.enc.items():
@@ -149,7 +164,9 @@ class SongUNet(nn.Module):
             else:
                 x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
                 skips.append(x)
+        return x, skips
 
+    def _decode(self, x, skips, emb):
         aux = None
         tmp = None
         for name, block in self.dec.items():
