@@ -165,3 +165,38 @@ def test_selector_errors_name_the_fix():
         select("gd/3a/GDD")
     with pytest.raises(PaperTableError, match="matches no cell"):
         select("gdd/3a/GDD", metric="recall")
+
+
+# --- suites name cells by selector ---------------------------------------------------------
+def _suite(published, **dataset):
+    from onestep.benchmarks.suites import load_suite
+
+    return load_suite({"name": "t", "dataset": {"name": "cifar10", "resolution": 32, "channels": 3, "conditional": False, **dataset},
+                       "evaluation": {"metrics": ["fid", "isc"]}, "published": published})
+
+
+def test_a_suite_selector_resolves_to_the_cells_of_its_dataset():
+    from onestep.benchmarks.suites import published_entries
+
+    uncond = published_entries(_suite([{"label": "GDD", "ref": "gdd/3a/GDD"}]))
+    assert {(e["metric"], e["value"]) for e in uncond} == {("fid", 1.66), ("isc", 10.11)}
+    assert uncond[0]["paper"] == "Diffusion Models Are Innate One-Step Generators" and uncond[0]["table"] == "Table 3a"
+    cond = published_entries(_suite([{"label": "GDD", "ref": "gdd/3a/GDD"}], conditional=True))
+    assert [(e["metric"], e["value"]) for e in cond] == [("fid", 1.58)]
+    two = _suite([{"label": "CD", "ref": "gdd/3a/CD"}])
+    with pytest.raises(Exception, match="add nfe"):
+        published_entries(two)
+    assert [e["value"] for e in published_entries(_suite([{"label": "CD", "ref": "gdd/3a/CD", "nfe": 2}]))] == [2.93]
+
+
+def test_a_typo_in_a_suite_selector_is_one_clear_error():
+    from onestep.benchmarks.suites import published_entries, validate_suite
+    from onestep.methods.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"published\[0\].*no row 'GDD-1'.*did you mean 'GDD-I'"):
+        published_entries(_suite([{"label": "GDD", "ref": "gdd/3a/GDD-1"}]))
+    _, errors, _ = validate_suite(_suite([{"label": "GDD", "ref": "gdd/3x/GDD"}]), check_files=False)
+    assert any("no table '3x'" in e for e in errors), errors
+    # The retired inline form names the cells that print its value.
+    with pytest.raises(ConfigError, match=r"no longer written inline.*ref: gdd/3a/GDD "):
+        published_entries(_suite([{"paper": "000 GDD", "table": "Table 3a", "row": "GDD", "label": "GDD", "metric": "isc", "value": 10.11}]))
