@@ -530,7 +530,7 @@ def published_entries(suite: SuiteSpec) -> list[dict[str, Any]]:
                 "ref": p.ref, "cell": c.key, "label": p.label, "where": dict(p.where), "metric": metric,
                 "value": c.value, "value_text": c.display, "pm": c.pm, "paper": paper.title, "paper_key": c.paper,
                 "paper_number": paper.number, "arxiv": paper.arxiv, "venue": paper.venue, "table": table.label,
-                "row": c.printed or c.method, "method": c.method, "nfe": c.nfe, "n": c.n, "best_of": c.best_of,
+                "row": c.printed if c.printed and " | " not in c.printed else f"{c.method}: {c.row}", "method": c.method, "nfe": c.nfe, "n": c.n, "best_of": c.best_of,
                 "mean_of": c.mean_of, "training_images": c.training_images,
                 "note": "; ".join(x for x in (c.note, p.note) if x),
             })
