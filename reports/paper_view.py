@@ -144,4 +144,4 @@ def _ours(c: Any, reps: list | None, refs: list | None, tables: list[SuiteTable]
                      cls="ourscell")
     if refs:
         return _pending_text(refs[0][0], refs[0][1], tables)
-    return VCell("not run", sub=f"no suite yet (ref: {c.ref})", cls="notrun nosuite")
+    return VCell("not run", sub=f"no suite yet; ref {c.ref}", cls="notrun nosuite")
