@@ -168,7 +168,10 @@ def _read_cells(paper: str, tables: dict[str, Table]) -> list[Cell]:
                 dataset=rec["dataset"].strip() or t.dataset,
                 resolution=_opt_int(rec["resolution"], where) if rec["resolution"].strip() else t.resolution,
                 conditional=_opt_bool(rec["conditional"], where) if rec["conditional"].strip() else t.conditional,
-                n=t.n, best_of=t.best_of, mean_of=t.mean_of if pm is not None or t.mean_of is None else None,
+                # A table's best-of / mean-of protocol is its authors' own rows' (those with a +-);
+                # the baselines it copies from other papers keep theirs unstated.
+                n=t.n, best_of=t.best_of if pm is not None or t.mean_of is None else None,
+                mean_of=t.mean_of if pm is not None else None,
                 note=rec["note"].strip(), index=i,
             ))
     return cells
