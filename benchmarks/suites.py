@@ -85,7 +85,7 @@ class PublishedEntry:
         - {label: no-aug, ref: gdd/1b/no-aug-r1=1e-3, where: {method.r1_gamma: 1.0e-3}}
 
     `ref` is paper/table/row (paper keys: gdd d2o sida dmd sfd; row ids are the `row` column of
-    benchmarks/paper_tables/<paper>.csv). The suite's dataset (name, resolution, conditional)
+    benchmarks/paper_tables/<paper>.csv; `alpha` may be written for `α`, e.g. sida/1/SiDA (alpha=1.0)). List them: python -m onestep.benchmarks.paper_tables [TABLE]. The suite's dataset (name, resolution, conditional)
     picks the cells of that row it can reproduce; `metric` / `nfe` narrow further."""
 
     ref: str = ""

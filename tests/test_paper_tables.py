@@ -131,7 +131,7 @@ def test_the_check_catches_a_wrong_value():
     assert _check(cell, region, cell.printed) is None
     wrong = dataclasses.replace(cell, value=1.67, value_text="1.67")
     assert _check(wrong, region, cell.printed) is not None
-    cell2 = select("sida/1/SiD2A (α=1.0)", metric="fid")[0]
+    cell2 = select("sida/1/SiD2A (alpha=1.0)", metric="fid")[0]  # ASCII spelling of the row id
     region2 = _region(_paper_lines("002"), data.tables["sida/1"].source)
     assert _check(cell2, region2, cell2.printed) is None
     assert _check(dataclasses.replace(cell2, pm=0.013), region2, cell2.printed) is not None
@@ -200,3 +200,12 @@ def test_a_typo_in_a_suite_selector_is_one_clear_error():
     # The retired inline form names the cells that print its value.
     with pytest.raises(ConfigError, match=r"no longer written inline.*ref: gdd/3a/GDD "):
         published_entries(_suite([{"paper": "000 GDD", "table": "Table 3a", "row": "GDD", "label": "GDD", "metric": "isc", "value": 10.11}]))
+
+
+def test_the_selector_listing_names_the_refs_to_write(capsys):
+    from onestep.benchmarks.paper_tables.__main__ import main
+
+    assert main(["sida/1"]) == 0
+    out = capsys.readouterr().out
+    assert "ref: sida/1/SiDA (α=1.0)" in out and "fid=1.516 ± 0.01" in out
+    assert main(["sida/9"]) == 2

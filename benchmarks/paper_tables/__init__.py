@@ -229,6 +229,7 @@ def select(ref: str, metric: str | Iterable[str] | None = None, nfe: int | None 
         raise PaperTableError(f"selector '{ref}': {paper} has no table '{table}'{_suggest(table, names)}; tables: {', '.join(names)}")
     cells = data.cells_of(tref)
     if row is not None:
+        row = row.replace("alpha", "α")  # 'SiD (alpha=1.2)' is easier to type than 'SiD (α=1.2)'
         rows = [c.row for c in cells]
         cells = [c for c in cells if c.row == row]
         if not cells:
