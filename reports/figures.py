@@ -91,7 +91,9 @@ def enlarge_grid(png_path: Path, cache: FigureCache) -> bytes | None:
 
 
 # --- NFE vs FID -----------------------------------------------------------------------------
-TRAJECTORY_METHODS = ("sfd", "sfd-v", "cd", "ct", "ictm", "pd", "guided pd", "ctm", "amed-plugin", "gits", "ddim", "dpm++(3m)")
+# Distillation along the teacher's trajectory, with results at several NFE (solvers left out: they
+# are the teachers' samplers, not distilled students, and crowd the plot).
+TRAJECTORY_METHODS = ("sfd", "sfd-v", "cd", "pd", "guided pd", "ctm", "ict", "ict-deep")
 
 
 def _published_nfe_curves(pt: Any) -> dict[tuple[str, Any], dict[str, list[tuple[int, float]]]]:
