@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Ends by rendering the report of the store and printing its path (report: .../index.html).
 smoke: $(STAMP)
 	$(BIN)/onestep run smoke
+	$(BIN)/onestep report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

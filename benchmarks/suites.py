@@ -13,7 +13,7 @@ set of dataclasses built with `build_config`, so a typo gets the closest valid k
     evaluation: {metrics: [fd_digits], n_samples: 1000, seeds: "0-999"}
     resources: {profile: local, gpus: 0}
     sweep: {method.gamma_r1: [1.0e-3, 1.0e-4]}
-    published: [{paper: "...", table: "...", row: "...", metric: fid, value: 1.66}]
+    published: [{label: GDD, ref: gdd/3a/GDD}]   # cells of benchmarks/paper_tables/
 """
 from __future__ import annotations
 
@@ -77,14 +77,29 @@ class ResourceSpec:
 
 @dataclass
 class PublishedEntry:
+    """A published number the suite reproduces, named by a selector into the papers' tables
+    (benchmarks/paper_tables/, the one copy of every published number):
+
+        - {label: GDD, ref: gdd/3a/GDD}                        # every metric the suite evaluates
+        - {label: GDD-I, ref: d2o/11/cifar10/D2O-F, metric: clip_fid}
+        - {label: no-aug, ref: gdd/1b/no-aug-r1=1e-3, where: {method.r1_gamma: 1.0e-3}}
+
+    `ref` is paper/table/row (paper keys: gdd d2o sida dmd sfd; row ids are the `row` column of
+    benchmarks/paper_tables/<paper>.csv; `alpha` may be written for `α`, e.g. sida/1/SiDA (alpha=1.0)). List them: python -m onestep.benchmarks.paper_tables [TABLE]. The suite's dataset (name, resolution, conditional)
+    picks the cells of that row it can reproduce; `metric` / `nfe` narrow further."""
+
+    ref: str = ""
+    label: str | None = None  # which method entry it belongs to
+    where: dict[str, Any] = field(default_factory=dict)  # sweep point it belongs to
+    metric: Any = None  # a metric key or a list; default: those of evaluation.metrics the row has
+    nfe: int | None = None
+    note: str = ""
+    # The retired inline form (a second copy of the number): accepted by the schema only so the
+    # error can name the cell to reference instead.
     paper: str = ""
     table: str = ""
     row: str = ""
-    metric: str = ""
     value: float | None = None
-    label: str | None = None  # which method entry it belongs to
-    where: dict[str, Any] = field(default_factory=dict)  # sweep point it belongs to
-    note: str = ""
 
 
 @dataclass
@@ -435,12 +450,88 @@ def validate_suite(suite: SuiteSpec, check_files: bool = True, profile: str | No
             if b is not None and b != suite.resources.batch_size:
                 warnings.append(f"{r.label}: loop batch_size {b} differs from the paper's {suite.resources.batch_size}")
     labels = {r.label.split("[")[0] for r in runs}
-    computed = set(suite.evaluation.metrics) | ({"precision", "recall"} if "prc" in suite.evaluation.metrics else set())
-    for p in suite.published:
-        if p.metric and p.metric not in computed:
-            errors.append(f"published entry {p.table} {p.row}: metric '{p.metric}' is not in evaluation.metrics{suggest(p.metric, computed)}")
-        if p.value is None or not p.metric:
-            errors.append(f"published entry {p.paper} {p.table} {p.row}: needs metric and value")
-        if p.label and runs and p.label not in labels:
-            errors.append(f"published entry {p.table} {p.row}: label '{p.label}' matches no run{suggest(p.label, labels)}")
+    try:
+        entries = published_entries(suite)
+    except ConfigError as e:
+        errors.append(str(e))
+        entries = []
+    for p in entries:
+        if p["label"] and runs and p["label"] not in labels:
+            errors.append(f"published entry {p['ref']}: label '{p['label']}' matches no run{suggest(p['label'], labels)}")
     return runs, errors, warnings
+
+
+# --- published numbers -------------------------------------------------------------------
+def computed_metrics(suite: SuiteSpec) -> set[str]:
+    """Metric keys a run of the suite records (prc records precision and recall)."""
+    ms = set(suite.evaluation.metrics)
+    return ms | ({"precision", "recall"} if "prc" in ms else set())
+
+
+def _retired_inline_error(where: str, p: PublishedEntry) -> ConfigError:
+    from onestep.benchmarks.paper_tables import find_by_value
+
+    hint = ""
+    if p.value is not None:
+        cells = find_by_value(p.value, p.metric if isinstance(p.metric, str) else None)
+        if cells:
+            hint = "; cells printing that value: " + ", ".join(
+                f"ref: {c.ref}" + (f" (nfe {c.nfe})" if c.nfe not in (None, 1) else "") + f" [{c.metric}, {c.dataset}]" for c in cells[:6])
+    return ConfigError(f"{where}: published numbers are no longer written inline (paper/table/row/value); name the "
+                       f"paper-table cell instead, e.g. {{label: {p.label or 'LABEL'}, ref: gdd/3a/GDD}} "
+                       f"(cells: benchmarks/paper_tables/*.csv){hint}")
+
+
+def published_entries(suite: SuiteSpec) -> list[dict[str, Any]]:
+    """The suite's published entries resolved into paper-table cells: one dict per (entry,
+    metric) with the number, its paper (by title), table, protocol and notes. Raises
+    ConfigError on a selector that names no cell, or several cells for one metric."""
+    from onestep.benchmarks.paper_tables import PaperTableError, load, select
+
+    data = load()
+    ds = suite.dataset
+    computed = computed_metrics(suite)
+    out: list[dict[str, Any]] = []
+    for i, p in enumerate(suite.published):
+        where = f"suite {suite.name}: published[{i}]"
+        if not p.ref:
+            raise _retired_inline_error(where, p)
+        if p.value is not None or p.paper or p.table or p.row:
+            raise ConfigError(f"{where}: give only ref (and label, where, metric, nfe, note); the number, paper, table "
+                              f"and row come from the paper-table data")
+        wanted = p.metric if p.metric is not None else None
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        if wanted is not None:
+            for m in wanted:
+                if m not in computed:
+                    raise ConfigError(f"{where} ({p.ref}): metric '{m}' is not in evaluation.metrics{suggest(m, computed)}")
+        try:
+            cells = select(p.ref, metric=wanted, nfe=p.nfe, dataset=ds.name, resolution=ds.resolution,
+                           conditional=ds.conditional, data=data)
+        except PaperTableError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if wanted is None:
+            cells = [c for c in cells if c.metric in computed]
+            if not cells:
+                raise ConfigError(f"{where} ({p.ref}): the row's metrics are not among evaluation.metrics "
+                                  f"({', '.join(sorted(computed))}); add metric: or the metric to the evaluation")
+        by_metric: dict[str, list] = {}
+        for c in cells:
+            by_metric.setdefault(c.metric, []).append(c)
+        for metric, cs in by_metric.items():
+            if len(cs) > 1:
+                raise ConfigError(f"{where} ({p.ref}): {len(cs)} cells for {metric} (nfe {sorted({c.nfe for c in cs}, key=str)}, "
+                                  f"datasets {sorted({str(c.dataset) for c in cs})}); add nfe: to pick one")
+            c = cs[0]
+            paper = data.papers[c.paper]
+            table = data.tables[f"{c.paper}/{c.table}"]
+            out.append({
+                "ref": p.ref, "cell": c.key, "label": p.label, "where": dict(p.where), "metric": metric,
+                "value": c.value, "value_text": c.display, "pm": c.pm, "paper": paper.title, "paper_key": c.paper,
+                "paper_number": paper.number, "arxiv": paper.arxiv, "venue": paper.venue, "table": table.label,
+                "row": c.printed if c.printed and " | " not in c.printed else f"{c.method}: {c.row}", "method": c.method, "nfe": c.nfe, "n": c.n, "best_of": c.best_of,
+                "mean_of": c.mean_of, "training_images": c.training_images,
+                "note": "; ".join(x for x in (c.note, p.note) if x),
+            })
+    return out

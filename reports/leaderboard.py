@@ -36,6 +36,9 @@ class Comparison:
     relative: float | None  # difference / published
     note: str = ""
     flags: list[str] = field(default_factory=list)  # protocol mismatches, untrained weights
+    cell: str | None = None  # the paper-table cell key (benchmarks/paper_tables) it comes from
+    entry: dict = field(default_factory=dict)  # the resolved published entry (protocol, nfe, ...)
+    metric: str = ""
 
 
 @dataclass
@@ -242,13 +245,20 @@ def compare(cell: MetricCell, entry: Mapping[str, Any], paper_n: int = PAPER_N) 
     flags = []
     if cell.untrained:
         flags.append(f"{UNTRAINED}: feature network has random weights; not comparable")
-    if cell.n is None:
-        flags.append(f"n not recorded: cannot check it against the paper's {paper_n:,}")
-    elif cell.n != paper_n:
-        flags.append(f"n={cell.n:,} vs the paper's {paper_n:,}")
+    # The cell's own protocol when the paper-table data gives it (None: the paper does not say).
+    theirs = entry["n"] if "n" in entry else paper_n
+    if theirs is None:
+        flags.append("the paper does not state its n" + (f" (ours: n={cell.n:,})" if cell.n else ""))
+    elif cell.n is None:
+        flags.append(f"n not recorded: cannot check it against the paper's {theirs:,}")
+    elif cell.n != theirs:
+        flags.append(f"n={cell.n:,} vs the paper's {theirs:,}")
+    if entry.get("mean_of") and cell.repeats != entry["mean_of"]:
+        flags.append(f"{cell.repeats} evaluation(s) vs the paper's mean of {entry['mean_of']}")
     return Comparison(
         paper=str(entry.get("paper", "")), table=str(entry.get("table", "")), row=str(entry.get("row", "")),
         published=published, difference=diff, relative=rel, note=str(entry.get("note") or ""), flags=flags,
+        cell=entry.get("cell"), entry=dict(entry), metric=str(entry.get("metric") or cell.key),
     )
 
 

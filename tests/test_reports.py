@@ -18,7 +18,7 @@ from PIL import Image
 
 from onestep.benchmarks.runner import TrainResult, execute_run
 from onestep.benchmarks.store import ResultsStore
-from onestep.benchmarks.suites import expand_runs, load_suite
+from onestep.benchmarks.suites import expand_runs, load_suite, published_entries
 from onestep.reports import ReportError, build_report, read_store
 from onestep.reports.leaderboard import metric_display_name
 
@@ -51,13 +51,13 @@ methods:
   - {method: d2o, preset: smoke-f, label: D2O-F}
 evaluation: {metrics: [fid, isc], n_samples: 200, seeds: "0-199", every_kimg: 1, periodic_n_samples: 100, grid_samples: 4}
 published:
-  - {paper: "000 GDD", table: "Table 3a (CIFAR-10)", row: "GDD (ours), unconditional", label: GDD, metric: fid, value: 1.66}
-  - {paper: "000 GDD", table: "Table 3a (CIFAR-10)", row: "GDD (ours), unconditional", label: GDD, metric: isc, value: 10.11}
-  - {paper: "000 GDD", table: "Table 3a (CIFAR-10)", row: "GDD-I (ours), unconditional", label: GDD-I, metric: fid, value: 1.54}
-  - {paper: "000 GDD", table: "Table 1b", row: "no augmentation, r1 1e-3", label: no-aug, where: {method.r1_gamma: 1.0e-3}, metric: fid, value: 1.77}
-  - {paper: "000 GDD", table: "Table 1b", row: "no augmentation, r1 1e-5", label: no-aug, where: {method.r1_gamma: 1.0e-5}, metric: fid, value: 1.66}
-  - {paper: "001 D2O", table: "Table 4 (CIFAR-10)", row: "D2O (ours), unconditional", label: D2O, metric: fid, value: 1.66}
+  - {label: GDD, ref: gdd/3a/GDD}
+  - {label: GDD-I, ref: gdd/3a/GDD-I, metric: fid}
+  - {label: no-aug, ref: gdd/1b/no-aug-r1=1e-3, where: {method.r1_gamma: 1.0e-3}}
+  - {label: no-aug, ref: gdd/1b/no-aug-r1=1e-5, where: {method.r1_gamma: 1.0e-5}}
+  - {label: D2O, ref: d2o/4/D2O, metric: fid}
 """
+GDD_TITLE = "Diffusion Models Are Innate One-Step Generators"
 DIGITS_SUITE = """
 name: toy_digits
 dataset: {name: digits, resolution: 8, channels: 1, conditional: true}
@@ -134,7 +134,7 @@ def _suites_info(setup):
     out = {}
     for path in (setup["toy"], setup["digits"]):
         suite = load_suite(path)
-        out[suite.name] = {"published": [vars(p) for p in suite.published], "metrics": suite.evaluation.metrics,
+        out[suite.name] = {"published": published_entries(suite), "metrics": suite.evaluation.metrics,
                            "expected": [{"run_id": r.run_id, "label": r.label, "method": r.method, "preset": r.preset,
                                          "sweep_point": r.sweep_point} for r in expand_runs(suite)]}
     return out
@@ -222,13 +222,14 @@ def test_reproduced_next_to_published_with_difference_and_protocol_flag(report):
         assert "n=200 vs the paper's 50,000" in r["comparison_flags"]
         assert r["paper"] and r["table"] and r["paper_row"]
     # the sweep point picks the published row with the same r1_gamma (Table 1b, 1e-3 -> 1.77)
-    assert _row(rows, "no-aug[r1_gamma=0.001]", "fid")["paper_row"] == "no augmentation, r1 1e-3"
+    assert _row(rows, "no-aug[r1_gamma=0.001]", "fid")["paper_row"] == "GDD: no-aug-r1=1e-3"
+    assert _row(rows, "no-aug[r1_gamma=0.001]", "fid")["table"] == "Table 1b"
     # no published number for IS of GDD-I or no-aug: none invented
     assert _row(rows, "GDD-I", "isc")["published"] == ""
     assert _row(rows, "no-aug[r1_gamma=0.001]", "isc")["published"] == ""
     # HTML shows the same comparison
     _, cell = _leaderboard_cell(report, "GDD", "FID")
-    assert "3.25" in cell and "published 1.66" in cell and "+1.59" in cell and "000 GDD, Table 3a (CIFAR-10)" in cell
+    assert "3.25" in cell and "published 1.66" in cell and "+1.59" in cell and f"{GDD_TITLE}, Table 3a" in cell
     assert "n=200 vs the paper's 50,000" in cell
 
 
@@ -321,14 +322,14 @@ def test_convergence_plot_and_grids_are_valid_images(report, store_setup):
         lo, hi = px.getextrema()
         assert im.size[0] >= 300 and hi - lo > 100  # drawn on, not blank
     html = report.html.read_text()
-    assert f'src="plots/{fid_plot[0].name}"' in html
+    assert f'data-file="plots/{fid_plot[0].name}"' in html  # embedded as a data URI, also written as a file
     # one grid per run that reached the end; the interrupted and failed ones have none
     complete = [s for s in store_setup["specs"].values() if s.label in FINAL]
     assert {p.stem for p in report.grids} == {s.run_id for s in complete}
     for p in report.grids:
         with Image.open(p) as im:
             assert im.size == (16, 16)
-        assert f'src="grids/{p.name}"' in html
+        assert f'data-file="grids/{p.name}"' in html
 
 
 def test_provenance_per_run(report, store_setup):

@@ -1,8 +1,6 @@
 """Suites: schema errors with suggestions, `methods: all`, sweep grids, validation, published numbers."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +11,6 @@ from onestep.benchmarks.suites import (
 from onestep.methods import plugin
 from onestep.methods.core.config import ConfigError
 
-PAPERS = Path("/work/shared/papers")
 
 
 def _suite(**kw):
@@ -116,22 +113,16 @@ def test_every_shipped_suite_resolves(name):
                 assert any(all(r.sweep_point.get(k) == v for k, v in p.where.items()) for r in runs if r.label.startswith(p.label))
 
 
-def _paper_text(paper: str) -> str:
-    number = paper.split()[0]
-    files = sorted(PAPERS.glob(f"{number}_*.txt"))
-    assert files, f"paper {paper} not found in {PAPERS}"
-    return files[0].read_text()
+def test_published_numbers_come_from_the_paper_tables():
+    """Every published entry resolves to paper-table cells (benchmarks/paper_tables/, checked
+    against the papers' text by test_paper_tables.py); the number is never written twice."""
+    from onestep.benchmarks.paper_tables import load
+    from onestep.benchmarks.suites import published_entries
 
-
-@pytest.mark.skipif(not PAPERS.is_dir(), reason=f"paper texts are not available at {PAPERS}")
-def test_published_numbers_are_copied_from_the_papers():
-    """Every published value appears in the cited paper's text, next to its row's name."""
+    keys = {c.key: c for c in load().cells}
     checked = 0
     for name in available_suites():
-        for p in load_suite(name).published:
-            text = _paper_text(p.paper)
-            value = f"{p.value:.2f}"
-            hits = [m.start() for m in re.finditer(re.escape(value), text)]
-            assert hits, f"{name}: {p.metric}={value} ({p.table}, {p.row}) does not occur in paper {p.paper}"
+        for e in published_entries(load_suite(name)):
+            assert keys[e["cell"]].value == e["value"]
             checked += 1
     assert checked >= 20

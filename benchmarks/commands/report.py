@@ -6,13 +6,16 @@ from pathlib import Path
 
 NAME = "report"
 HELP = "render the results store as an HTML leaderboard with plots, sample grids, CSV and JSON"
-DESCRIPTION = """Render every run in the store (or only those of --suite) as OUT/index.html, with
-convergence plots and sample grids next to it and the same leaderboard as OUT/leaderboard.csv
-and OUT/leaderboard.json. Published numbers come from the suites' `published:` sections and
-are shown next to the reproduced ones with the difference and any protocol mismatch; metrics
-from untrained (random) feature networks are marked UNTRAINED everywhere.
+DESCRIPTION = """Render the store as one self-contained OUT/index.html (images embedded; opens from
+file:// without network): the leaderboard per dataset x conditioning x metric with verdicts,
+every table of the five papers (benchmarks/paper_tables/) with each reproduced cell beside
+its published value and the command that would run the rest, per-suite tables with
+convergence plots and sample grids, and the runs' provenance. Every table is also written as
+OUT/tables/<id>.{csv,json,tex}; the per-run leaderboard as OUT/leaderboard.{csv,json}. Metrics
+from untrained (random) feature networks are marked UNTRAINED everywhere and get no verdict.
 
   onestep report                          # ./results -> ./results/report
+  onestep report --verdict fid=3%,0.05    # a stricter FID rule
   onestep report --store /shared/results --suite gdd_cifar10 --out /www/gdd"""
 
 
@@ -21,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--suite", action="append", dest="suites", metavar="SUITE",
                         help="only this suite (name or YAML path; repeatable); default: every suite in the store")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: STORE/report)")
+    parser.add_argument("--verdict", action="append", default=[], metavar="METRIC=REL%,ABS",
+                        help="verdict rule for a metric, e.g. fid=5%%,0.1 (within 5%% or 0.1); repeatable")
 
 
 def _suite_info(name_or_path: str, expand: bool) -> tuple[str, dict]:
@@ -28,12 +33,14 @@ def _suite_info(name_or_path: str, expand: bool) -> tuple[str, dict]:
     expected runs (to show those not started yet) need the method registry; without it the
     report still lists the runs found in the store."""
     from onestep.benchmarks.suites import expand_runs, load_suite
-    from onestep.methods.core.config import ConfigError, to_dict
+    from onestep.methods.core.config import ConfigError
+
+    from onestep.benchmarks.suites import published_entries
 
     suite = load_suite(name_or_path)
     info = {
         "description": suite.description,
-        "published": [to_dict(p) for p in suite.published],
+        "published": published_entries(suite),  # a bad selector: ConfigError, named with the suite
         "metrics": list(suite.evaluation.metrics),
     }
     if expand:
@@ -93,11 +100,29 @@ def run(args) -> int:
         for name in names:
             try:
                 suites.update([_suite_info(name, expand=False)])
-            except ConfigError:
-                suites[name] = {"missing_file": f"no suite file for '{name}': no published numbers to compare with"}
+            except ConfigError as e:
+                suites[name] = {"missing_file": f"suite '{name}': {e}; no published numbers to compare with"}
+    # Every suite file's published cells, so a paper cell no run reproduces yet names its suite.
+    from onestep.benchmarks.paper_tables import load as load_paper_tables
+    from onestep.benchmarks.suites import available_suites
+    from onestep.reports.verdicts import RuleError, parse_rule
+
+    all_suites = dict(suites)
+    for name in available_suites():
+        if name not in all_suites:
+            try:
+                all_suites.update([_suite_info(name, expand=False)])
+            except ConfigError as e:
+                print(f"onestep report: warning: suite {name}: {e}", file=sys.stderr)
+    try:
+        rules = dict(parse_rule(r) for r in args.verdict)
+    except RuleError as e:
+        print(f"onestep report: error: --verdict: {e}", file=sys.stderr)
+        return 2
     states = {s.run_id: (s.state, s.detail) for s in store.states()}
     try:
-        result = build_report(root, args.out, suites=suites, only_suites=only, states=states, better=_direction, log=print)
+        result = build_report(root, args.out, suites=suites, only_suites=only, states=states, better=_direction, log=print,
+                              paper_tables=load_paper_tables(), rules=rules, all_suites=all_suites)
     except ReportError as e:
         print(f"onestep report: error: {e}", file=sys.stderr)
         return 2
