@@ -315,17 +315,27 @@ def _importable(module: str) -> bool:
 def sampling_measure(device: torch.device, tiny: bool, budget: Budget) -> dict:
     """One-step and few-step sampling images/s against the teacher's Heun-35.
 
-    The one function to switch at merge: if onestep.benchmarks.perf.sampling_speed (engineer
-    sfd) provides `gpu_check_section(device, tiny, seconds) -> dict`, it is used; otherwise the
-    same quantity is measured here with the zoo's DDPM++ and the solvers."""
+    The one function to switch at merge: when onestep.benchmarks.perf.sampling_speed (engineer
+    sfd: SFD's samplers) is importable, its `measure(net, batch, device, repeats, nfes)` is used
+    on the same teacher network; otherwise the same quantity is measured here (one-step
+    generator and Euler few-step solvers of the zoo's DDPM++)."""
     try:
         from onestep.benchmarks.perf import sampling_speed  # type: ignore[attr-defined]
     except ImportError:
         sampling_speed = None
-    if sampling_speed is not None and hasattr(sampling_speed, "gpu_check_section"):
-        return {"source": "onestep.benchmarks.perf.sampling_speed",
-                **sampling_speed.gpu_check_section(device, tiny, max(budget.left(), 0))}
-    return {"source": "gpu_check.sampling_measure (own)", **_own_sampling(device, tiny, budget)}
+    if sampling_speed is not None and hasattr(sampling_speed, "measure"):
+        from onestep.methods.zoo.presets import build_network
+
+        torch.manual_seed(0)
+        net = build_network(TEACHER_CIFAR, **(TINY_NET if tiny else {}))
+        batch = 4 if tiny else 500
+        res = sampling_speed.measure(net, batch, device, 1 if tiny else 3, nfes=(1, 2, 4))
+        rows = {(f"teacher heun 18 ({r['nfe']} NFE)" if k == "heun-35" else f"{k} ({r['nfe']} NFE)"):
+                {"nfe": r["nfe"], "seconds": round(r["seconds"], 4), "images_per_s": round(r["images_per_s"], 1),
+                 "over_heun35": round(r["speedup"], 1)} for k, r in res["rows"].items()}
+        return {"source": "onestep.benchmarks.perf.sampling_speed.measure", "network": TEACHER_CIFAR,
+                "batch": batch, "precision": "fp32", "rows": rows}
+    return {"source": "gpu_check._own_sampling", **_own_sampling(device, tiny, budget)}
 
 
 def _own_sampling(device: torch.device, tiny: bool, budget: Budget) -> dict:
