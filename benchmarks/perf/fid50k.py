@@ -29,12 +29,13 @@ TARGET_SECONDS = 60.0
 PRESET = "edm-cifar10-32x32-uncond-vp"
 
 
-def build_generator(device: str) -> torch.nn.Module:
+def build_generator(device: str, small: bool = False) -> torch.nn.Module:
     from onestep.methods.solvers.generator import OneStepGenerator
     from onestep.methods.zoo.presets import build_network
 
     torch.manual_seed(0)
-    net = build_network(PRESET, precond="OneStepPrecond", sigma_max=80.0)
+    net = build_network(PRESET, precond="OneStepPrecond", sigma_max=80.0,
+                        **({"model_channels": 16, "num_blocks": 1} if small else {}))
     return OneStepGenerator(net).eval().requires_grad_(False).to(device)
 
 
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--reference", help="reference statistics (.npz: ours or EDM's fid-refs)")
     p.add_argument("--reference-n", type=int, help="digits images for the reference without --reference (default: all 1,797)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--small-network", action="store_true", help="a narrow DDPM++ (gpu_check --tiny: the code path only)")
     args = p.parse_args(argv)
 
     from onestep.benchmarks.metrics.evaluate import evaluate
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
 
         weights = random_weight_files(cache_dir("random-weights"))["inception"]
     inception = InceptionExtractor(weights, untrained=args.random_weights, device=args.device)
-    G = build_generator(args.device)
+    G = build_generator(args.device, args.small_network)
     reference = build_reference(args, inception)
 
     if args.device.startswith("cuda"):

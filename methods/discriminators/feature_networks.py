@@ -173,5 +173,11 @@ def load_digits_feature_network(in_channels: int) -> FrozenFeatureNetwork:
 def build_feature_network(name: str, in_channels: int, weights_dir: str | None = None,
                           random_weights: bool = False) -> FrozenFeatureNetwork:
     if name == "digits":
+        if random_weights:  # the architecture without training it (perf scripts, --tiny checks)
+            from ..feature_nets.digits import DigitsFeatureNet
+
+            net = DigitsFeatureNet().eval().requires_grad_(False)
+            net.untrained, net.source = True, "random"
+            return wrap_digits_feature_network(net, in_channels)
         return load_digits_feature_network(in_channels)
     return load_timm_feature_network(name, weights_dir=weights_dir, random_weights=random_weights)

@@ -74,6 +74,10 @@ class Conv2d(nn.Module):
     The filter is a buffer `resample_filter` only when resampling, as in EDM's state dicts.
     """
 
+    # zoo/fast.py sets it per instance (never in the state dict): the box filter (1, 1) as
+    # avg_pool2d / nearest upsampling, the same sums without a grouped convolution.
+    fast_resample = False
+
     def __init__(self, in_channels, out_channels, kernel, bias=True, up=False, down=False,
                  resample_filter=(1, 1), fused_resample=False, init_mode="kaiming_normal", init_weight=1, init_bias=0):
         if up and down:
@@ -102,6 +106,10 @@ class Conv2d(nn.Module):
         elif self.fused_resample and self.down and w is not None:
             x = F.conv2d(x, w, padding=w_pad + f_pad)
             x = F.conv2d(x, f.to(x.dtype).tile([self.out_channels, 1, 1, 1]), groups=self.out_channels, stride=2)
+        elif self.fast_resample and f is not None and f.shape[-1] == 2 and (self.up or self.down):
+            x = F.interpolate(x, scale_factor=2, mode="nearest") if self.up else F.avg_pool2d(x, 2)
+            if w is not None:
+                x = F.conv2d(x, w, padding=w_pad)
         else:
             if self.up:
                 x = F.conv_transpose2d(x, f.mul(4).tile([self.in_channels, 1, 1, 1]), groups=self.in_channels, stride=2, padding=f_pad)
@@ -142,6 +150,8 @@ class UNetBlock(nn.Module):
 
     Keys: norm0, conv0, affine, norm1, conv1, [skip], [norm2, qkv, proj].
     """
+
+    fast_attention = False  # zoo/fast.py: scaled_dot_product_attention in fp32 (per instance)
 
     def __init__(self, in_channels, out_channels, emb_channels, up=False, down=False, attention=False,
                  num_heads=None, channels_per_head=64, dropout=0, skip_scale=1, eps=1e-5,
@@ -197,8 +207,12 @@ class UNetBlock(nn.Module):
         if self.num_heads:
             h = self.qkv(self.norm2(x))
             q, k, v = h.reshape(x.shape[0] * self.num_heads, x.shape[1] // self.num_heads, 3, -1).unbind(2)
-            w = attention_weights(q, k)
-            a = torch.einsum("nqk,nck->ncq", w, v.to(w.dtype))
+            if self.fast_attention:
+                a = F.scaled_dot_product_attention(q.float().transpose(1, 2), k.float().transpose(1, 2),
+                                                   v.float().transpose(1, 2)).transpose(1, 2).to(q.dtype)
+            else:
+                w = attention_weights(q, k)
+                a = torch.einsum("nqk,nck->ncq", w, v.to(w.dtype))
             x = (self.proj(a.reshape(*x.shape)) + x.to(a.dtype)) * self.skip_scale
         return x
 

@@ -17,6 +17,7 @@ from torchvision import transforms
 from onestep.benchmarks.metrics import weights as weights_mod
 from onestep.benchmarks.metrics.extractors.base import ExtractorIdentity, FeatureExtractor
 from onestep.benchmarks.metrics.extractors.inception import _internal_dtype, to_rgb_uint8
+from onestep.benchmarks.metrics.extractors.pil_resize import PILBicubicResize
 
 # OpenAI CLIP normalisation (clean-fid clip_features.CLIP_fx, open_clip OPENAI_DATASET_MEAN/STD).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -80,18 +81,30 @@ class CLIPExtractor(FeatureExtractor):
         self.visual = build_clip_image_tower(weights_mod.load_state_dict(resolved.path))
         self.visual.to(device=device, dtype=self.dtype)
         self.normalize = transforms.Normalize(OPENAI_MEAN, OPENAI_STD)
-        self._to_tensor = transforms.ToTensor()
+        self._device_resize = PILBicubicResize(CLIP_SIZE)
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+    def resize(self, images: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+        """uint8 BCHW -> uint8 B x 3 x 224 x 224, the bytes of clean-fid's PIL resize + crop.
+
+        On a GPU: PIL's fixed-point bicubic as two matrices on the device (pil_resize.py, equal
+        byte for byte); on the CPU PIL's own C loop per image is faster, so it is used there."""
+        rgb = to_rgb_uint8(images, "CLIPExtractor")
+        device = torch.device(device or self.device)
+        if device.type != "cpu":
+            return self._device_resize(rgb.to(device))
+        hwc = rgb.permute(0, 2, 3, 1).cpu().numpy()
+        return torch.from_numpy(np.stack([clean_clip_resize(img) for img in hwc])).permute(0, 3, 1, 2)
+
+    def preprocess(self, images: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
         """uint8 BCHW -> normalised float batch, step for step as clean-fid."""
-        rgb = to_rgb_uint8(images, "CLIPExtractor").permute(0, 2, 3, 1).cpu().numpy()
-        # ToTensor()*255 then /255.0: clean-fid's loader and CLIP_fx, kept literally so the
-        # float rounding matches.
-        batch = torch.stack([self._to_tensor(clean_clip_resize(img)) * 255 for img in rgb])
+        u8 = self.resize(images, device)
+        # ToTensor() (/255), *255, then /255.0: clean-fid's loader and CLIP_fx, kept literally so
+        # the float rounding matches.
+        batch = u8.float().div(255) * 255
         return self.normalize(batch / 255.0)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         device = self.device
-        x = self.preprocess(images).to(device=device, dtype=self.dtype)
+        x = self.preprocess(images, device).to(device=device, dtype=self.dtype)
         return {"pool": self.visual(x).float()}

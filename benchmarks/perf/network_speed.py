@@ -1,0 +1,152 @@
+"""Forward and forward+backward time of the zoo's networks: fast path vs reference (vs EDM's code).
+
+    python -m onestep.benchmarks.perf.network_speed [--preset edm-cifar10-32x32-uncond-vp] \
+        [--batch 8] [--repeats 5] [--device cpu] [--threads 1] [--compile] [--json out.json]
+
+Variants, measured side by side in one process, interleaved repeat by repeat (medians printed):
+  reference     our default path (EDM's arithmetic)
+  fast          zoo/fast.py: scaled_dot_product_attention + box-filter resampling as pooling
+  fast+nhwc     the same with channels_last
+  fast+compile  the same under torch.compile (only with --compile; compile time not counted)
+  edm           NVlabs/edm's own training/networks.py with our weights, when $ONESTEP_EDM_SOURCE
+                points at a checkout of it (the speed base then; else the reference path is)
+Each variant's forward output and input gradient are compared with the reference path's
+(max |x - ref| / max |ref|; the fast path must stay within 1e-5). Target: >= 1.2x faster than
+the base at batch 8. Random weights: speed and agreement do not depend on them.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+TARGET_SPEEDUP = 1.2
+TOLERANCE = 1e-5
+
+
+def edm_network(preset: str, state_dict: dict, source: str) -> torch.nn.Module:
+    """EDM's own network class for `preset`, loaded with our weights (same keys)."""
+    from onestep.methods.zoo.presets import resolve_preset
+
+    sys.path.insert(0, source)
+    from training import networks  # noqa: E402 (NVlabs/edm checkout)
+
+    precond, pkw, model_type, mkw = resolve_preset(preset)
+    net = getattr(networks, precond)(**pkw, model_type=model_type, **mkw)
+    net.load_state_dict(state_dict)
+    return net
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30))
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median(xs):
+    s = sorted(xs)
+    return s[len(s) // 2] if len(s) % 2 else 0.5 * (s[len(s) // 2 - 1] + s[len(s) // 2])
+
+
+def measure(preset: str, batch: int, repeats: int, device: torch.device, compile: bool = False,
+            edm_source: str | None = None, log=print) -> dict:
+    from onestep.methods.zoo.fast import enable_fast_path
+    from onestep.methods.zoo.presets import build_network
+
+    torch.manual_seed(0)
+    ref = build_network(preset).eval().to(device)
+    nets = {"reference": ref,
+            "fast": enable_fast_path(copy.deepcopy(ref)),
+            "fast+nhwc": enable_fast_path(copy.deepcopy(ref), channels_last=True)}
+    if compile:
+        nets["fast+compile"] = enable_fast_path(copy.deepcopy(ref), compile=True)
+    if edm_source:
+        nets["edm"] = edm_network(preset, ref.state_dict(), edm_source).eval().to(device)
+    g = torch.Generator().manual_seed(1)
+    res, ch, nl = ref.img_resolution, ref.img_channels, ref.label_dim
+    sigma = torch.exp(torch.randn(batch, generator=g) * 1.2 - 1.2).to(device)  # EDM's training noise levels
+    x = (torch.randn(batch, ch, res, res, generator=g).to(device) * sigma.view(-1, 1, 1, 1))
+    labels = torch.nn.functional.one_hot(torch.arange(batch) % nl, nl).float().to(device) if nl else None
+
+    def fwd(net):
+        with torch.no_grad():
+            return net(x, sigma, labels)
+
+    def fwd_bwd(net):
+        xi = x.clone().requires_grad_(True)
+        net(xi, sigma, labels).square().mean().backward()
+        for p in net.parameters():
+            p.grad = None
+        return xi.grad
+
+    out_ref, grad_ref = fwd(ref), fwd_bwd(ref)
+    rows = {}
+    for name, net in nets.items():  # agreement, and the warm-up (compilation) of every variant
+        rows[name] = {"forward_rel_diff": _rel(fwd(net), out_ref), "input_grad_rel_diff": _rel(fwd_bwd(net), grad_ref),
+                      "forward_s": [], "forward_backward_s": []}
+    for _ in range(repeats):  # interleaved: the machine's load drifts over all variants alike
+        for name, net in nets.items():
+            for key, fn in (("forward_s", fwd), ("forward_backward_s", fwd_bwd)):
+                _sync(device)
+                t = time.perf_counter()
+                fn(net)
+                _sync(device)
+                rows[name][key].append(time.perf_counter() - t)
+    base = "edm" if edm_source else "reference"
+    for r in rows.values():
+        for key in ("forward_s", "forward_backward_s"):
+            r[key.replace("_s", "_median_s")] = _median(r[key])
+    for name, r in rows.items():
+        r["forward_speedup_vs_base"] = rows[base]["forward_median_s"] / r["forward_median_s"]
+        r["forward_backward_speedup_vs_base"] = rows[base]["forward_backward_median_s"] / r["forward_backward_median_s"]
+    log(f"{preset}, batch {batch}, {device}, {torch.get_num_threads()} thread(s), {repeats} interleaved repeats (medians); "
+        f"base = {base}")
+    log(f"{'variant':<14} {'forward s':>10} {'x base':>7} {'fwd+bwd s':>10} {'x base':>7} {'out diff':>10} {'grad diff':>10}")
+    for name, r in rows.items():
+        log(f"{name:<14} {r['forward_median_s']:>10.4f} {r['forward_speedup_vs_base']:>7.2f} "
+            f"{r['forward_backward_median_s']:>10.4f} {r['forward_backward_speedup_vs_base']:>7.2f} "
+            f"{r['forward_rel_diff']:>10.2e} {r['input_grad_rel_diff']:>10.2e}")
+    fast_ok = all(r["forward_rel_diff"] <= TOLERANCE and r["input_grad_rel_diff"] <= TOLERANCE
+                  for n, r in rows.items() if n.startswith("fast"))
+    best = max((n for n in rows if n.startswith("fast")), key=lambda n: rows[n]["forward_backward_speedup_vs_base"])
+    log(f"fast path within {TOLERANCE:g} of the reference: {'yes' if fast_ok else 'NO'}; best {best}: "
+        f"{rows[best]['forward_speedup_vs_base']:.2f}x forward, {rows[best]['forward_backward_speedup_vs_base']:.2f}x "
+        f"forward+backward vs {base} (target >= {TARGET_SPEEDUP}x)")
+    return {"preset": preset, "batch": batch, "device": str(device), "threads": torch.get_num_threads(),
+            "repeats": repeats, "base": base, "within_tolerance": fast_ok, "best": best, "rows": rows}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="edm-cifar10-32x32-uncond-vp")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
+    p.add_argument("--edm-source", default=os.environ.get("ONESTEP_EDM_SOURCE"),
+                   help="NVlabs/edm checkout (default $ONESTEP_EDM_SOURCE); the speed base when given")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.edm_source and not (Path(args.edm_source) / "training" / "networks.py").is_file():
+        p.error(f"--edm-source {args.edm_source} is not an NVlabs/edm checkout (no training/networks.py); "
+                "clone https://github.com/NVlabs/edm there or unset ONESTEP_EDM_SOURCE")
+    report = measure(args.preset, args.batch, args.repeats, torch.device(args.device), args.compile, args.edm_source)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0 if report["within_tolerance"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
