@@ -77,7 +77,8 @@ def test_one_step_model_has_rel_fid_zero_against_itself_up_to_the_data_floor(stu
     rel = measure(G, G, "fd_digits", 200, seeds, "cpu", batch_size=100)
     absm = measure(G, data, "fd_digits", 200, seeds, "cpu", batch_size=100, data_floor=True)
     assert rel["metric"] == "rel-FD-digits"
-    assert abs(rel["value"]) < 1e-6 < absm["floor"]  # same seeds: identical images
+    # same seeds: identical images, so rel-FID is 0 up to float error, far below the real-vs-real floor
+    assert abs(rel["value"]) < 1e-3 * absm["floor"]
     # a different sampler of the same network is measurably apart
     other = measure(pd_generator(student_net, 2), G, "fd_digits", 200, seeds, "cpu", batch_size=100)
     assert other["value"] > 1e-3
