@@ -53,7 +53,7 @@ class Freezing(Analysis):
     Config = FreezingConfig
     presets = {
         "smoke": {"presets": ["digits-8x8-cond", "edm-cifar10-32x32-uncond-ve"], "levels": ["none", "conv"],
-                  "loop_overrides": {"total_kimg": 1.6, "checkpoint_kimg": 1.6, "log_kimg": 1.6, "eval_kimg": 1.6}},
+                  "loop_overrides": {"total_kimg": 1.6, "checkpoint_kimg": 1.6, "log_kimg": 1.6}},
         "digits": {},
         "cifar10": {"suite": "gdd_freezing", "presets": ["edm-cifar10-32x32-uncond-ve"]},
     }
