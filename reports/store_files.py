@@ -135,5 +135,8 @@ def read_store(root: str | Path, states: Mapping[str, tuple[str, str]] | None = 
     runs = []
     for p in sorted(runs_dir.iterdir()):
         if p.is_dir() and not p.name.startswith("."):
-            runs.append(read_run(p, states.get(p.name)))
+            run = read_run(p, states.get(p.name))
+            if run.config.get("kind") == "analysis":  # rendered as analysis sections, not leaderboard rows
+                continue
+            runs.append(run)
     return runs
