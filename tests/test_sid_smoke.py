@@ -4,8 +4,9 @@ The starting point is the teacher itself as SiD's one-step generator, D(2.5 z; 2
 G initialised from the teacher at sigma_init = 2.5); FD-digits (1000 samples vs all digits,
 128-d digits-net features, computed with numpy/scipy in test_gdd_smoke) must fall below half of
 it after the smoke preset (100 updates at batch 64; SiDA's phase boundaries shortened to
-1.6k / 3.2k images for smoke only). Checked by hand (issue 12 report): flipping the sign of the
-SiD generator loss, or swapping teacher and fake score in the generator update, makes it fail.
+1.6k / 3.2k images for smoke only). Measured (issue 12): sid 74.1 -> 10.3, sida 74.1 -> 14.1.
+Checked by hand that it can fail: flipping the sign of the SiD generator loss gives sid 74.1 ->
+870.0; swapping teacher and fake score in the generator loss gives sid 74.1 -> 715.9.
 """
 import pytest
 import torch
