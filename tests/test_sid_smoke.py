@@ -6,7 +6,8 @@ G initialised from the teacher at sigma_init = 2.5); FD-digits (1000 samples vs 
 it after the smoke preset (100 updates at batch 64; SiDA's phase boundaries shortened to
 1.6k / 3.2k images for smoke only). Measured (issue 12): sid 74.1 -> 10.3, sida 74.1 -> 14.1.
 Checked by hand that it can fail: flipping the sign of the SiD generator loss gives sid 74.1 ->
-870.0; swapping teacher and fake score in the generator loss gives sid 74.1 -> 715.9.
+870.0 and sida 74.1 -> 1040.2; swapping teacher and fake score in the generator loss gives
+sid 74.1 -> 715.9 and sida 74.1 -> 839.3.
 """
 import pytest
 import torch
