@@ -77,6 +77,9 @@ class Batch:
 
     images: torch.Tensor | None  # float (B, C, H, W) in [-1, 1]
     labels: torch.Tensor | None  # float one-hot (B, label_dim), or None if unconditional
+    # Further fresh batches of the same step, when the method asks for Method.data_batches_per_step > 1
+    # (SiD/SiDA draw one batch for the fake-score update and a fresh one for the generator update).
+    more: tuple["Batch", ...] = ()
 
 
 class TrainContext(Protocol):
@@ -110,6 +113,7 @@ class Method(abc.ABC):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     needs_real_data: ClassVar[bool] = True
     needs_teacher: ClassVar[bool] = True
+    data_batches_per_step: ClassVar[int] = 1  # real-data batches per update (batch + batch.more)
 
     def __init__(self, config: Any, teacher: nn.Module | None, data: DataSpec, device: torch.device):
         self.config = config

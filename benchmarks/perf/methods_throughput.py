@@ -1,4 +1,4 @@
-"""Throughput of the GAN / consistency distillation plugins (gdd, gdd-i, gdd+cd, cd, cd-i).
+"""Throughput of the distillation plugins (gdd, gdd-i, gdd+cd, cd, cd-i, sid, sida).
 
 Prints, per method and scale, images/s of one `step` (the loop's LoopContext, real batches) and
 the step time as a multiple of one generator forward+backward at the same batch:
@@ -12,12 +12,18 @@ Scales:
   cifar10  EDM's 56M DDPM++ CIFAR-10 layout (random weights: timing only), VGG16-BN +
            EfficientNet-lite0 projected discriminator at 224 (random weights), LPIPS with a
            random backbone for CD, batch 8 on CPU.
+  sid/sida at both scales: their own smoke preset at smoke scale (batch 64, micro-batch 32); at
+           cifar10 scale batch 4 (one micro-batch), the 56M DDPM++ as teacher, fake score and G.
+           sida is timed in its third phase (fake score + D, then SiD + adversarial generator loss).
+           Peak memory: the process's peak RSS (each row measured in its own forked process).
 Random weights change nothing about the cost; no quality number is produced here.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import sys
 import time
 
@@ -33,7 +39,10 @@ VARIANTS = {  # label: (method, preset overrides)
     "gdd+cd": ("gdd", {"method.cd_weight": 1.0}),
     "cd": ("cd", {}),
     "cd-i": ("cd", {"method.freeze": "conv"}),
+    "sid": ("sid", {}),
+    "sida": ("sida", {"method.fake_only_nimg": 0, "method.sid_only_nimg": 0}),  # phase 3 from the first step
 }
+SID_BATCH = {"smoke": 64, "cifar10": 4}  # issue 12: CIFAR-10 scale on CPU at batch 4
 
 
 def _scale(name: str, random_features: bool):
@@ -82,31 +91,57 @@ def measure(scale: str, variants: list[str], steps: int, random_features: bool =
     rows = []
     for label in variants:
         name, extra = VARIANTS[label]
-        over = {**common, **extra, "loop.batch_size": batch}
+        b = SID_BATCH[scale] if name in ("sid", "sida") else batch
+        over = {**common, **extra, "loop.batch_size": b}
+        if name in ("sid", "sida"):
+            over["method.batch_gpu"] = min(32, b)
         if name == "gdd":
             over.update(gdd_over)
         if name == "cd" or "cd_weight" in str(extra):
             key = "method.loss.distance" if name == "cd" else "method.cd.distance"
             over[key] = cd_dist
             over[key.replace("distance", "lpips_backbone")] = "random"
-        method, _ = instantiate_method(name, "smoke", over, teacher=teacher, data_spec=spec)
-        gen_time = _generator_fwd_bwd(method.generator, spec, batch, repeats=max(1, steps - 1))
-        times = []
-        for s in range(steps + 1):  # first step is a warm-up (allocations, lazy init) and is dropped
-            ctx = _ctx(batch, s)
-            t0 = time.perf_counter()
-            method.step(Batch(images, labels), ctx)
-            times.append(time.perf_counter() - t0)
-        step_time = sum(times[1:]) / steps
-        row = {"scale": scale, "method": label, "batch": batch, "steps": steps, "step_s": round(step_time, 4),
-               "images_per_s": round(batch / step_time, 2), "gen_fwd_bwd_s": round(gen_time, 4),
+        row = _in_child(_measure_one, name, over, teacher, spec, b, images[:b], None if labels is None else labels[:b],
+                        steps)
+        step_time, gen_time = row.pop("step_time"), row.pop("gen_time")
+        row = {"scale": scale, "method": label, "batch": b, "steps": steps, "step_s": round(step_time, 4),
+               "images_per_s": round(b / step_time, 2), "gen_fwd_bwd_s": round(gen_time, 4), **row,
                "step_over_gen_fwd_bwd": round(step_time / gen_time, 2),
-               "trainable_share": method.describe().get("trainable_share"),
                "weights": "random (timing only)"}
         rows.append(row)
-        log(f"{scale:8s} {label:8s} batch {batch:3d}  {row['images_per_s']:8.2f} img/s  step {step_time:7.3f}s  "
-            f"= {row['step_over_gen_fwd_bwd']:5.2f} x G fwd+bwd ({gen_time:.3f}s)")
+        log(f"{scale:8s} {label:8s} batch {b:3d}  {row['images_per_s']:8.2f} img/s  step {step_time:7.3f}s  "
+            f"= {row['step_over_gen_fwd_bwd']:5.2f} x G fwd+bwd ({gen_time:.3f}s)  peak RSS {row['peak_rss_mb']:.0f} MB")
     return rows
+
+
+def _measure_one(name, over, teacher, spec, batch, images, labels, steps) -> dict:
+    method, _ = instantiate_method(name, "smoke", over, teacher=teacher, data_spec=spec)
+    gen_time = _generator_fwd_bwd(method.generator, spec, batch, repeats=max(1, steps - 1))
+    data = Batch(images, labels, more=(Batch(images.flip(0), None if labels is None else labels.flip(0)),))
+    times = []
+    for s in range(steps + 1):  # first step is a warm-up (allocations, lazy init) and is dropped
+        ctx = _ctx(batch, s)
+        t0 = time.perf_counter()
+        method.step(data, ctx)
+        times.append(time.perf_counter() - t0)
+    return {"step_time": sum(times[1:]) / steps, "gen_time": gen_time,
+            "trainable_share": method.describe().get("trainable_share"),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child(queue, fn, args):
+    queue.put(fn(*args))
+
+
+def _in_child(fn, *args) -> dict:
+    """Run fn in a forked process so that its peak RSS is its own (ru_maxrss never decreases)."""
+    mp = multiprocessing.get_context("fork")
+    queue = mp.Queue()
+    proc = mp.Process(target=_child, args=(queue, fn, args))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
 
 
 def main(argv=None) -> int:

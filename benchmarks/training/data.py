@@ -52,7 +52,13 @@ class ShardedBatches:
             pos, remaining = pos + take, remaining - take
         return torch.cat(out)
 
-    def batch(self, step: int) -> Batch:
+    def batch(self, step: int, count: int = 1) -> Batch:
+        """The batch of `step`; with count > 1, `count` consecutive batches of the stream
+        (positions step*count ... step*count + count - 1), the rest in `Batch.more`."""
+        if count > 1:
+            first, *rest = (self.batch(step * count + j) for j in range(count))
+            first.more = tuple(rest)
+            return first
         idx = self.indices(step)
         x = self.images[idx].to(self.device, torch.float32) / 127.5 - 1  # EDM: uint8 -> [-1, 1]
         labels = None

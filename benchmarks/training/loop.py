@@ -273,7 +273,7 @@ def train(
 
     while step < total_steps:
         ctx.begin_step(step, nimg(step))
-        batch = batches.batch(step) if batches is not None else Batch(None, None)
+        batch = batches.batch(step, getattr(method, "data_batches_per_step", 1)) if batches is not None else Batch(None, None)
         losses = method.step(batch, ctx)
         ema.update(ema_beta(nimg(step), loop_config.batch_size, loop_config.ema_halflife_kimg,
                             loop_config.ema_rampup_ratio))

@@ -8,3 +8,7 @@ from .gan import *  # noqa: F401,F403
 from .gan import __all__ as _gan_all
 
 __all__ = list(_gan_all)
+from .sid import *  # noqa: F401,F403,E402
+from .sid import __all__ as _sid_all  # noqa: E402
+
+__all__ += list(_sid_all)
