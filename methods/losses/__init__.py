@@ -6,5 +6,7 @@ family; everything public is re-exported here (`from onestep.methods.losses impo
 """
 from .gan import *  # noqa: F401,F403
 from .gan import __all__ as _gan_all
+from .sfd import *  # noqa: F401,F403
+from .sfd import __all__ as _sfd_all
 
-__all__ = list(_gan_all)
+__all__ = list(_gan_all) + list(_sfd_all)
