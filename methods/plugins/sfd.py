@@ -269,7 +269,8 @@ class TeacherSolver(Method):
     needs_real_data = False
     presets = {"smoke": {"method": {"solver": "dpm_solver_pp_3m", "steps": 2}, "loop": dict(_ONE_STEP)},
                **{f"{s}-{n}": {"method": {"solver": s, "steps": n}, "loop": dict(_ONE_STEP)}
-                  for s in ("euler", "heun", "dpm_solver_2", "dpm_solver_pp_3m") for n in (5, 10)}}
+                  for s in ("euler", "heun", "dpm_solver_2", "dpm_solver_pp_3m") for n in (5, 10)},
+               "euler-50": {"method": {"solver": "euler", "steps": 50}, "loop": dict(_ONE_STEP)}}
 
     def __init__(self, config: TeacherSolverConfig, teacher: nn.Module | None, data: DataSpec, device: torch.device):
         super().__init__(config, teacher, data, device)
