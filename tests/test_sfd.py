@@ -247,3 +247,19 @@ def test_teacher_solver_baselines():
     z = torch.randn(2, 1, 8, 8)
     want = solve("heun", teacher, z * 80, sfd_schedule(6, 0.002).float()).x
     assert torch.allclose(G(z), want, atol=1e-5)
+
+
+def test_teacher_solver_runs_through_the_loop_and_saves_its_generator(tmp_path):
+    from onestep.benchmarks.training import train
+
+    teacher = _tiny_teacher()
+    method, loop = instantiate_method("teacher_solver", "smoke", teacher=teacher, data_spec=DataSpec(8, 1, 10))
+    result = train(method, None, loop, tmp_path, resume=False, log=lambda s: None)
+    assert result.step == 1 and isinstance(result.generator, SFDGenerator) and result.generator.nfe == 2
+    saved = sorted(tmp_path.rglob("generator.json"))
+    assert saved
+    back = load_generator(saved[0])
+    z = torch.randn(2, 1, 8, 8)
+    y = torch.nn.functional.one_hot(torch.arange(2), 10).float()
+    with torch.no_grad():
+        assert torch.allclose(back(z, y), result.generator(z, y), atol=1e-6)
