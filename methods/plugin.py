@@ -88,6 +88,7 @@ class TrainContext(Protocol):
     device: torch.device
     step: int  # index of the update being performed (0-based)
     cur_nimg: int  # images (global) seen before this update
+    total_nimg: int  # images (global) of the whole run (set by the loop; SFD drops its lr at half)
     batch_size: int  # global batch size
     local_batch_size: int
     rank: int

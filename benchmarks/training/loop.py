@@ -169,6 +169,7 @@ def train(
         batches = ShardedBatches(dataset, loop_config.batch_size, loop_config.seed, rank, world, device)
     ctx = LoopContext(loop_config.seed, loop_config.batch_size, device, loop_config.precision,
                       loop_config.grad_clip, method.name)
+    ctx.total_nimg = total_steps * loop_config.batch_size  # methods with a schedule over the run (SFD's lr drop)
 
     method.prepare(ctx)
     ema = EMA(method.ema_modules())

@@ -6,9 +6,9 @@ family; everything public is re-exported here (`from onestep.methods.losses impo
 """
 from .gan import *  # noqa: F401,F403
 from .gan import __all__ as _gan_all
+from .sfd import *  # noqa: F401,F403
+from .sfd import __all__ as _sfd_all
+from .sid import *  # noqa: F401,F403
+from .sid import __all__ as _sid_all
 
-__all__ = list(_gan_all)
-from .sid import *  # noqa: F401,F403,E402
-from .sid import __all__ as _sid_all  # noqa: E402
-
-__all__ += list(_sid_all)
+__all__ = list(_gan_all) + list(_sid_all) + list(_sfd_all)

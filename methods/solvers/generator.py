@@ -4,6 +4,9 @@
   x_T = z * sigma_max, then an ODE solve down to 0 (EDM's generate.py with its defaults).
 - `OneStepGenerator(denoiser, sigma)`: G(z, labels) = D(z * sigma; sigma), the one-step
   students of GDD/D2O (sigma = sigma_max = 80 with OneStepPrecond) and SiD (sigma_init = 2.5).
+- `SFDGenerator(denoiser, num_steps)`: a distilled few-step student of paper 004 (SFD / SFD-v):
+  Euler over the polynomial schedule of `num_steps` levels ending at t_min (0.006), the
+  analytical first step, no final denoise (NFE = num_steps - 2 with AFS).
 - `as_generator(obj)`: denoiser -> SolverGenerator, generator -> itself.
 - `save_generator` / `load_generator`: a generator is stored as its inner network (our
   checkpoint format, `onestep.methods.checkpoints.save_network`) plus a `generator` record in
@@ -24,7 +27,7 @@ from .schedules import RHO, SIGMA_MAX, SIGMA_MIN, make_sigmas
 
 DEFAULT_SOLVER = "heun"
 DEFAULT_STEPS = 18  # EDM Algorithm 2 / generate.py default (35 NFE with Heun)
-GENERATOR_KINDS = ("one_step", "solver", "network")
+GENERATOR_KINDS = ("one_step", "solver", "network", "sfd")
 
 
 def is_denoiser(obj: Any) -> bool:
@@ -127,10 +130,63 @@ class OneStepGenerator(nn.Module):
         return f"sigma={self.sigma}"
 
 
+class SFDGenerator(nn.Module):
+    """diff-sampler's sampling convention (sample.py:123-143, solvers.py): x = sigma_max z, a
+    solve over the polynomial schedule of `num_steps` levels ending at sigma_min WITHOUT a final
+    denoise. SFD's students (paper 004): solver 'euler', sigma_min = t_min 0.006, the first step
+    analytical (`afs`), so NFE = num_steps - 2. With `step_condition` (SFD-v) the network is told
+    N = num_steps (the number of levels, not the NFE), so one network samples at every N it was
+    trained for. The solver-only baselines of paper 004's tables use the same convention with the
+    teacher's solvers (sigma_min 0.002, no AFS)."""
+
+    def __init__(self, denoiser: nn.Module, num_steps: int, sigma_min: float = 0.006, sigma_max: float = SIGMA_MAX,
+                 rho: float = RHO, afs: bool = True, step_condition: bool = False, solver: str = "euler",
+                 **options):
+        super().__init__()
+        _check_generator_attrs(denoiser, "SFDGenerator's denoiser")
+        if int(num_steps) != num_steps or num_steps < 2 or (afs and solver == "euler" and num_steps < 3):
+            raise ValueError(f"SFDGenerator: num_steps (levels) must be >= 2 (>= 3 for Euler with AFS, else no "
+                             f"network call), got {num_steps}")
+        get_solver(solver)
+        check_solver_options(solver, {"afs": afs, **options})
+        self.denoiser = denoiser
+        self.num_steps, self.sigma_min, self.sigma_max, self.rho = int(num_steps), float(sigma_min), float(sigma_max), float(rho)
+        self.afs, self.step_condition, self.solver, self.options = bool(afs), bool(step_condition), solver, dict(options)
+        self.img_resolution = denoiser.img_resolution
+        self.img_channels = denoiser.img_channels
+        self.label_dim = int(getattr(denoiser, "label_dim", 0) or 0)
+        self.nfe = count_nfe(solver, self.sigmas(), afs=self.afs, **self.options)
+
+    def sigmas(self, device=None) -> torch.Tensor:
+        from ..losses.sfd import sfd_schedule
+
+        return sfd_schedule(self.num_steps, self.sigma_min, self.sigma_max, self.rho, device=device)
+
+    def forward(self, z: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        sigmas = self.sigmas(z.device).to(torch.float32)
+        net = self.denoiser
+        if self.step_condition:
+            n = self.num_steps
+            denoise = lambda x, sigma, labels: net(x, sigma, labels, step_condition=n)  # noqa: E731
+        else:
+            denoise = lambda x, sigma, labels: net(x, sigma, labels)  # noqa: E731
+        return solve(self.solver, denoise, z.to(torch.float32) * sigmas[0], sigmas, class_labels, afs=self.afs,
+                     **self.options).x
+
+    def record(self) -> dict:
+        return {"kind": "sfd", "steps": self.num_steps, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
+                "rho": self.rho, "afs": self.afs, "step_condition": self.step_condition, "solver": self.solver,
+                "options": dict(self.options), "nfe": self.nfe}
+
+    def extra_repr(self) -> str:
+        return (f"solver={self.solver}, num_steps={self.num_steps}, nfe={self.nfe}, afs={self.afs}, "
+                f"step_condition={self.step_condition}")
+
+
 def as_generator(obj: nn.Module, solver: str | None = None, steps: int | None = None, **options) -> nn.Module:
     """A Generator from what a checkpoint held: denoisers are wrapped in a SolverGenerator
     (default Heun, 18 steps), generators pass through unchanged."""
-    if isinstance(obj, (SolverGenerator, OneStepGenerator)) or (callable(obj) and not is_denoiser(obj)):
+    if isinstance(obj, (SolverGenerator, OneStepGenerator, SFDGenerator)) or (callable(obj) and not is_denoiser(obj)):
         _check_generator_attrs(obj, "as_generator's input")
         if solver is not None or steps is not None or options:
             raise ValueError(f"{type(obj).__name__} is already a generator; solver/steps options do not apply to it")
@@ -140,7 +196,7 @@ def as_generator(obj: nn.Module, solver: str | None = None, steps: int | None = 
 
 def generator_record(G: nn.Module) -> tuple[nn.Module, dict]:
     """(network to save, `generator` record) for a Generator."""
-    if isinstance(G, (SolverGenerator, OneStepGenerator)):
+    if isinstance(G, (SolverGenerator, OneStepGenerator, SFDGenerator)):
         return G.denoiser, G.record()
     if is_denoiser(G):
         raise TypeError(f"save_generator got a bare denoiser ({type(G).__name__}); wrap it first "
@@ -189,6 +245,13 @@ def generator_from_record(net: nn.Module, record: Mapping[str, Any] | None, solv
     """Rebuild a Generator around `net` from its record; explicit solver/steps/options override
     a solver record, and are an error for a one-step generator."""
     kind = (record or {}).get("kind", "solver")
+    if kind == "sfd":
+        if solver is not None or options:
+            raise ValueError("the checkpoint is an SFD-convention generator (its solver is part of what was "
+                             "distilled); only --steps (the number of levels N; SFD: NFE = N - 2) applies to it")
+        return SFDGenerator(net, steps if steps is not None else record["steps"], record["sigma_min"],
+                            record["sigma_max"], record["rho"], record["afs"], record["step_condition"],
+                            record.get("solver", "euler"), **record.get("options", {}))
     if kind in ("one_step", "network"):
         if solver is not None or steps is not None or options:
             raise ValueError(f"the checkpoint is a {kind.replace('_', '-')} generator; solver/steps options "

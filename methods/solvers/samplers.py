@@ -14,6 +14,10 @@ Options shared by all solvers:
   the data term is negligible, so the first direction is taken as x / sqrt(1 + sigma^2)
   (~ x / sigma at sigma = 80) instead of evaluating the network, saving one NFE. The formula
   is the one zju-pi/diff-sampler uses for SFD.
+- `return_states`: indices of trajectory states to return instead of the final sample
+  (state 0 = the input at sigmas[0], state i = after step i): `SolverOutput.x` is then
+  their stack, shaped (len(return_states), *x.shape). One pass of the solver; SFD reads its
+  teacher's trajectory this way (paper 004; diff-sampler's `return_inters`).
 - A step whose target is sigma = 0 is a plain Euler step (x <- D(x; sigma)): Heun's
   correction would divide by 0 there (EDM Algorithm 2 skips it), the midpoint of DPM-Solver-2
   would be 0, and DPM-Solver++'s first-order update has exactly this limit.
@@ -76,6 +80,43 @@ def _check_sigmas(sigmas: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, 
     return sigmas, to_zero
 
 
+class _States:
+    """Collects the states a caller asked for (`return_states`) while a solver runs."""
+
+    def __init__(self, wanted, num_steps: int, x: torch.Tensor):
+        self.wanted = None
+        if wanted is not None:
+            wanted = [int(i) for i in wanted]
+            bad = [i for i in wanted if not 0 <= i <= num_steps]
+            if bad or not wanted:
+                raise ValueError(f"return_states must be a non-empty list of state indices in [0, {num_steps}] "
+                                 f"(0 = the input, {num_steps} = the final state); got {wanted}")
+            self.wanted, self.got = wanted, {}
+        self.add(0, x)
+
+    def add(self, index: int, x: torch.Tensor) -> None:
+        if self.wanted is not None and index in self.wanted:
+            self.got[index] = x
+
+    def output(self, x: torch.Tensor, nfe: int) -> SolverOutput:
+        if self.wanted is None:
+            return SolverOutput(x, nfe)
+        return SolverOutput(torch.stack([self.got[i] for i in self.wanted]), nfe)
+
+
+def dynamic_thresholding(x0: torch.Tensor, p: float = 0.995) -> torch.Tensor:
+    """DPM-Solver's / Imagen's dynamic thresholding of a data prediction, as diff-sampler's
+    `dynamic_thresholding_fn`: s = max(quantile_p(|x0| per sample), 1), x0 <- clamp(x0, -s, s) / s.
+
+    torch.quantile rejects fp16/bf16, and diff-sampler wraps the call in try/except, so its fp16
+    GPU runs (the published SFD numbers) leave x0 unchanged: here too, half precision is the identity."""
+    if x0.dtype in (torch.float16, torch.bfloat16):
+        return x0
+    s = torch.quantile(x0.abs().reshape(x0.shape[0], -1), p, dim=1)
+    s = torch.clamp(s, min=1.0).reshape(-1, *([1] * (x0.dim() - 1)))
+    return torch.clamp(x0, -s, s) / s
+
+
 def afs_direction(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Analytical first step (paper 004): dx/dsigma at the largest sigma without the network."""
     return x / torch.sqrt(1 + sigma ** 2)
@@ -86,14 +127,17 @@ def _round_sigma(denoiser) -> Callable[[torch.Tensor], torch.Tensor]:
     return (lambda s: torch.as_tensor(fn(s)).to(s.dtype)) if fn is not None else (lambda s: s)
 
 
-def euler(denoiser, x: torch.Tensor, sigmas: torch.Tensor, class_labels=None, *, afs: bool = False) -> SolverOutput:
+def euler(denoiser, x: torch.Tensor, sigmas: torch.Tensor, class_labels=None, *, afs: bool = False,
+          return_states=None) -> SolverOutput:
     """First-order Euler (= DDIM in EDM's parameterization). NFE = steps (- 1 with AFS)."""
     sigmas, _ = _check_sigmas(sigmas, x)
+    states = _States(return_states, sigmas.shape[0] - 1, x)
     D = _Counted(denoiser, class_labels)
     for i, (s_cur, s_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         d = afs_direction(x, s_cur) if (afs and i == 0) else (x - D(x, s_cur)) / s_cur
         x = x + (s_next - s_cur) * d
-    return SolverOutput(x, D.nfe)
+        states.add(i + 1, x)
+    return states.output(x, D.nfe)
 
 
 def heun(
@@ -108,6 +152,7 @@ def heun(
     S_max: float = float("inf"),
     S_noise: float = 1.0,
     randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
+    return_states=None,
 ) -> SolverOutput:
     """EDM Algorithm 2 (Karras et al. 2022): Heun's 2nd-order method with optional churn.
 
@@ -121,6 +166,7 @@ def heun(
     if S_churn > 0 and sigmas.dim() > 1:
         raise ValueError("heun: S_churn needs one schedule for the whole batch, not per-sample sigmas")
     round_sigma = _round_sigma(denoiser)
+    states = _States(return_states, num_steps, x)
     D = _Counted(denoiser, class_labels)
     for i, (s_cur, s_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         s_hat, x_hat = s_cur, x
@@ -134,11 +180,13 @@ def heun(
         if not (to_zero and i == num_steps - 1):
             d_prime = (x - D(x, s_next)) / s_next
             x = x_hat + (s_next - s_hat) * (0.5 * d_cur + 0.5 * d_prime)
-    return SolverOutput(x, D.nfe)
+        states.add(i + 1, x)
+    return states.output(x, D.nfe)
 
 
 def dpm_solver_2(
-    denoiser, x: torch.Tensor, sigmas: torch.Tensor, class_labels=None, *, afs: bool = False, r: float = 0.5
+    denoiser, x: torch.Tensor, sigmas: torch.Tensor, class_labels=None, *, afs: bool = False, r: float = 0.5,
+    return_states=None,
 ) -> SolverOutput:
     """DPM-Solver-2 (Lu et al. 2022) in EDM's form: one evaluation at the intermediate level
     sigma_mid = sigma_next^r sigma_cur^(1-r) (geometric midpoint for r = 0.5), then
@@ -148,17 +196,20 @@ def dpm_solver_2(
         raise ValueError(f"dpm_solver_2: r must lie in (0, 1], got {r}")
     sigmas, to_zero = _check_sigmas(sigmas, x)
     num_steps = sigmas.shape[0] - 1
+    states = _States(return_states, num_steps, x)
     D = _Counted(denoiser, class_labels)
     for i, (s_cur, s_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         d_cur = afs_direction(x, s_cur) if (afs and i == 0) else (x - D(x, s_cur)) / s_cur
         if to_zero and i == num_steps - 1:
             x = x + (s_next - s_cur) * d_cur
+            states.add(i + 1, x)
             continue
         s_mid = s_next ** r * s_cur ** (1 - r)
         x_mid = x + (s_mid - s_cur) * d_cur
         d_mid = (x_mid - D(x_mid, s_mid)) / s_mid
         x = x + (s_next - s_cur) * ((1 / (2 * r)) * d_mid + (1 - 1 / (2 * r)) * d_cur)
-    return SolverOutput(x, D.nfe)
+        states.add(i + 1, x)
+    return states.output(x, D.nfe)
 
 
 def _dpmpp_update(x, s_next, s_hist, d_hist, order, corrected_d2=False):
@@ -204,6 +255,8 @@ def dpm_solver_pp_3m(
     max_order: int = 3,
     lower_order_final: bool = True,
     corrected_d2: bool = False,
+    dynamic_threshold: bool = False,
+    return_states=None,
 ) -> SolverOutput:
     """DPM-Solver++(3M): multistep, data prediction, third order; one NFE per step.
 
@@ -212,11 +265,15 @@ def dpm_solver_pp_3m(
     also drops to 2 then 1 over the last steps; turn it off to keep third order throughout,
     e.g. for many steps. A step that ends at sigma = 0 is always first order (its exact limit,
     x <- D(x; sigma)). `corrected_d2`: see `_dpmpp_update` (off = the published formula).
+    `dynamic_threshold`: every data prediction put into the history goes through
+    `dynamic_thresholding` first, as diff-sampler's `dpm_pp_sampler` does (off by default: in
+    its fp16 GPU runs, which SFD's published numbers come from, the call is a silent no-op).
     """
     if max_order not in (1, 2, 3):
         raise ValueError(f"dpm_solver_pp_3m: max_order must be 1, 2 or 3, got {max_order}")
     sigmas, to_zero = _check_sigmas(sigmas, x)
     num_steps = sigmas.shape[0] - 1
+    states = _States(return_states, num_steps, x)
     D = _Counted(denoiser, class_labels)
     s_hist: list[torch.Tensor] = []
     d_hist: list[torch.Tensor] = []
@@ -225,6 +282,8 @@ def dpm_solver_pp_3m(
             denoised = x - s_cur * afs_direction(x, s_cur)
         else:
             denoised = D(x, s_cur)
+        if dynamic_threshold:
+            denoised = dynamic_thresholding(denoised)
         s_hist, d_hist = (s_hist + [s_cur])[-3:], (d_hist + [denoised])[-3:]
         if i + 1 < max_order:
             order = i + 1
@@ -233,7 +292,8 @@ def dpm_solver_pp_3m(
         if to_zero and i == num_steps - 1:
             order = 1
         x = _dpmpp_update(x, s_next, s_hist, d_hist, order, corrected_d2)
-    return SolverOutput(x, D.nfe)
+        states.add(i + 1, x)
+    return states.output(x, D.nfe)
 
 
 SOLVERS: dict[str, Callable[..., SolverOutput]] = {

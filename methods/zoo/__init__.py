@@ -6,7 +6,7 @@
 
 Modules: layers (EDM building blocks), songunet (DDPM++/NCSN++), dhariwal (ADM), precond
 (VP/VE/iDDPM/EDM/OneStep), presets (named networks), config (network_config round trip),
-roles (parameter roles for freezing), readout (encoder read-outs: SiDA's map, DMD2's bottleneck).
+roles (parameter roles for freezing), readout (encoder read-outs: SiDA's map, DMD2's bottleneck), step_conditioned (SFD-v's networks).
 """
 from .config import network_config, network_from_config
 from .dhariwal import DhariwalUNet
@@ -18,6 +18,7 @@ from .readout import denoise_with_encoder_map, encoder_features, set_dropout, si
 from .roles import (FREEZE_GROUPS, ROLES, format_share_table, in_resampling_block, parameter_roles, role_counts,
                     role_shares, select_parameters)
 from .songunet import DDPMPP, NCSNPP, SongUNet
+from .step_conditioned import StepDhariwalUNet, StepSongUNet, step_conditioned_from, step_conditioned_network
 
 __all__ = [
     "SongUNet", "DhariwalUNet", "DDPMPP", "NCSNPP",
@@ -29,4 +30,5 @@ __all__ = [
     "format_share_table", "in_resampling_block",
     "encoder_features", "sida_encoder_map", "denoise_with_encoder_map", "set_dropout",
     "Conv2d", "Linear", "GroupNorm", "UNetBlock", "PositionalEmbedding", "FourierEmbedding",
+    "StepSongUNet", "StepDhariwalUNet", "step_conditioned_network", "step_conditioned_from",
 ]
