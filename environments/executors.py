@@ -85,7 +85,8 @@ def load_profile(name_or_path: str | Path | dict) -> Profile:
 
 
 def slurm_available() -> bool:
-    return shutil.which("sbatch") is not None and shutil.which("sinfo") is not None
+    # submitit's Slurm executor also needs srun (it refuses to start without it).
+    return all(shutil.which(b) is not None for b in ("sbatch", "sinfo", "srun"))
 
 
 def slurm_gpus_per_node() -> int | None:
@@ -150,7 +151,7 @@ def make_executor(profile: Profile | str | dict, folder: str | Path, check: bool
         check_resources(profile)
     if profile.executor == "slurm" and not slurm_available():  # refused before anything is created
         raise ConfigError(
-            f"profile '{profile.name}' uses Slurm but sbatch/sinfo are not on PATH here: submit from the cluster's "
+            f"profile '{profile.name}' uses Slurm but sbatch/sinfo/srun are not on PATH here: submit from the cluster's "
             f"login node (where `sinfo` works). On this machine `onestep validate --dry-run SUITE` checks the suite, "
             f"and `onestep run SUITE --method NAME` runs a run locally"
         )
