@@ -31,7 +31,7 @@ def _fmt_eta(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, what: str, total: int | None, enabled: bool = True, stream=None, unit: str = "img"):
+    def __init__(self, what: str, total: int | None, enabled: bool = True, stream=None, unit: str = "images"):
         self.what, self.total, self.enabled, self.unit = what, total, enabled, unit
         self.stream = stream or sys.stderr
         self.done = 0

@@ -394,7 +394,7 @@ def test_progress_is_a_few_lines_in_a_log():
         bar.update(10)
     bar.close()
     lines = buf.getvalue().splitlines()
-    assert len(lines) == 1 and "1000/1000 img" in lines[0] and "img/s" in lines[0] and "\r" not in buf.getvalue()
+    assert len(lines) == 1 and "1000/1000 images" in lines[0] and "images/s" in lines[0] and "\r" not in buf.getvalue()
 
 
 def test_progress_interval_lines_carry_an_eta(monkeypatch):
