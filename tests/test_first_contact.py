@@ -469,3 +469,13 @@ def test_dry_run_says_what_it_stood_in_for(tmp_path, monkeypatch):
     text = " | ".join(res.stand_ins)
     assert "teacher edm-cifar10-32x32-uncond-ve" in text and "random 32x32x3 images" in text
     assert "vgg16_bn" in text and "random weights" in text
+
+
+def test_second_run_of_a_suite_says_which_runs_are_elsewhere(tmp_path, monkeypatch, capsys):
+    import onestep.benchmarks.runner as runner
+
+    monkeypatch.setattr(runner, "run_suite", lambda runs, store, *a, **k: runner.SuiteOutcome(
+        {r.run_id: "running" for r in runs}, {}, None))
+    assert main(["run", "smoke", "--method", "edm", "--store", str(tmp_path), "--device", "cpu"]) == 0
+    err = _err(capsys)
+    assert "1 run(s) are being run by another process (edm)" in err and "onestep status smoke" in err
