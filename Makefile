@@ -23,7 +23,7 @@ smoke: $(STAMP)
 	$(BIN)/onestep report
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -rs tests   # -rs: each skip says what to install
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -58,6 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"onestep {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # ctrl-C: one line, the shell's code for SIGINT; runs in progress were marked interrupted
+        # and resume from their checkpoints on the next `onestep run`.
+        print(f"\nonestep {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`onestep ... | head`): not an error of ours. Point stdout at
+        # devnull so the interpreter's final flush does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .progress import Progress
+
 
 class ArrayImageDataset(Dataset):
     """An in-memory dataset: uint8 images (N, C, H, W) and optional int labels (N,)."""
@@ -179,23 +181,6 @@ def _hidden(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
-class _Progress:
-    """A carriage-return progress line on stderr, at most once per second."""
-
-    def __init__(self, total: int, what: str, enabled: bool):
-        import sys
-        import time
-
-        self.total, self.what, self.enabled = total, what, enabled
-        self._time, self._stream, self._last = time.monotonic, sys.stderr, 0.0
-
-    def update(self, done: int):
-        if self.enabled and (self._time() - self._last > 1.0 or done == self.total):
-            self._last = self._time()
-            end = "\n" if done == self.total else ""
-            print(f"\rloading {self.what}: {done}/{self.total} images", end=end, file=self._stream, flush=True)
-
-
 def _decode_image(data: bytes, where: str, channels: int | None):
     """Decode to (H, W, C) uint8 and report what conversion it needed."""
     import io
@@ -287,7 +272,7 @@ def _load_image_files(path, resolution, channels, max_images, use_labels, progre
         n_gray = 0
         images = None
         first = None
-        bar = _Progress(len(names), str(path), enabled=progress if progress is not None else len(names) >= _PROGRESS_MIN_FILES)
+        bar = Progress(f"loading {path}", len(names), enabled=progress if progress is not None else len(names) >= _PROGRESS_MIN_FILES)
         for i, name in enumerate(names):
             array, conversion, had_alpha = _decode_image(source.read(name), source.where(name), channels)
             h, w = array.shape[:2]
@@ -308,7 +293,7 @@ def _load_image_files(path, resolution, channels, max_images, use_labels, progre
             if conversion:
                 counts[conversion] += 1
             counts["alpha"] += int(had_alpha)
-            bar.update(i + 1)
+            bar.set(i + 1)
         if channels is None:
             if n_gray == len(names):
                 images, channels = np.ascontiguousarray(images[:, :1]), 1
@@ -442,3 +427,32 @@ def load_dataset(spec, **kwargs) -> ArrayImageDataset:
     where = f" or in ${DATASETS_ENV} ({', '.join(map(str, roots))})" if roots else f" (set ${DATASETS_ENV} to a directory of datasets)"
     raise DatasetError(f"unknown dataset '{text}'{suggest(text, known)}: not a digits name (digits-RES[-cC][-split]), "
                        f"not an existing path, and not found{where}")
+
+
+def find_named_dataset(name: str, resolution: int | None = None):
+    """A suite dataset's files under $ONESTEP_DATASETS: NAME or NAME-RESxRES (EDM's naming, e.g.
+    cifar10-32x32.zip), as a folder, .zip or .npz; None when not found (or the variable unset)."""
+    import os
+    from pathlib import Path
+
+    stems = [name] + ([f"{name}-{resolution}x{resolution}"] if resolution else [])
+    for root in (Path(d).expanduser() for d in os.environ.get(DATASETS_ENV, "").split(os.pathsep) if d):
+        for stem in stems:
+            for candidate in (root / stem, root / f"{stem}.zip", root / f"{stem}.npz"):
+                if candidate.exists():
+                    return candidate
+    return None
+
+
+def dataset_path_problem(name: str, path: str | None, resolution: int | None = None) -> str | None:
+    """Why a suite's (non-embedded) dataset cannot be found, naming every way to give it; None if fine."""
+    from pathlib import Path
+
+    if path:
+        return None if Path(path).expanduser().exists() else (
+            f"dataset {name}: {path} does not exist (pass --dataset PATH, or fix dataset.path)")
+    if find_named_dataset(name, resolution) is not None:
+        return None
+    stems = f"{name}" + (f" or {name}-{resolution}x{resolution}" if resolution else "")
+    return (f"dataset {name}: no path given; pass --dataset PATH (image folder, zip or .npz), set dataset.path in the "
+            f"suite, or put {stems} (folder, .zip or .npz) in a directory named by ${DATASETS_ENV}")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +21,7 @@ import torch
 
 from onestep.methods.core.atomic import atomic_write, atomic_write_bytes
 
+from .progress import Progress
 from .sampling import iter_generated, seeded_inputs
 
 FORMATS = ("png", "npz")
@@ -90,6 +89,14 @@ def save_image_grid(images_uint8, path: str | os.PathLike, nrow: int | None = No
     return atomic_write_bytes(path, png_bytes(grid))
 
 
+def enlarge_for_view(images_uint8, min_size: int = 64):
+    """Nearest-neighbour upscaling of small images (8x8 digits) by a whole factor so a grid is
+    legible in a viewer (the teacher's sample grid does the same); larger images unchanged."""
+    arr = _to_numpy_uint8(images_uint8)
+    scale = max(1, min_size // arr.shape[-1])
+    return arr if scale == 1 else arr.repeat(scale, axis=-1).repeat(scale, axis=-2)
+
+
 def save_npz(path: str | os.PathLike, images_nchw: np.ndarray, seeds: Sequence[int], labels: np.ndarray | None) -> Path:
     """Write the NPZ layout described in the module docstring (atomically)."""
     arrays = {"images": np.ascontiguousarray(images_nchw.transpose(0, 2, 3, 1)), "seeds": np.asarray(seeds, np.int64)}
@@ -135,19 +142,6 @@ def _labels_for(seeds: Sequence[int], generator, device, class_idx) -> np.ndarra
     shape = (generator.img_channels, generator.img_resolution, generator.img_resolution)
     _, onehot, _ = seeded_inputs(seeds, shape, label_dim, device, class_idx)
     return onehot.argmax(dim=1).cpu().numpy()
-
-
-class _Progress:
-    def __init__(self, total: int, enabled: bool, stream=sys.stderr):
-        self.total, self.enabled, self.stream = total, enabled, stream
-        self.done, self.start = 0, time.perf_counter()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.enabled:
-            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            end = "\n" if self.done >= self.total else "\r"
-            print(f"generated {self.done}/{self.total} images ({rate:.1f} img/s)", end=end, file=self.stream, flush=True)
 
 
 def generate_images(
@@ -214,7 +208,7 @@ def _generate(generator, seeds, outdir, fmt, npz_path, subdirs, batch_size, devi
     labels: list[np.ndarray] = []
     # iter_generated gives this rank every world_size-th batch of batch_size seeds
     my_batches = range(rank * batch_size, len(seeds), world_size * batch_size)
-    bar = _Progress(sum(len(seeds[i : i + batch_size]) for i in my_batches), progress and rank == 0)
+    bar = Progress("generating", sum(len(seeds[i : i + batch_size]) for i in my_batches), progress and rank == 0)
     written = 0
     for batch_seeds, images in iter_generated(generator, seeds, batch_size, device, class_idx, rank, world_size):
         arr = images.cpu().numpy()
@@ -230,6 +224,7 @@ def _generate(generator, seeds, outdir, fmt, npz_path, subdirs, batch_size, devi
                 labels.append(batch_labels)
         written += len(batch_seeds)
         bar.update(len(batch_seeds))
+    bar.close()
     images_all = np.concatenate(kept) if kept else None
     summary: dict = {"num_images": written, "format": fmt, "img_resolution": int(generator.img_resolution),
                      "img_channels": int(generator.img_channels), "label_dim": int(getattr(generator, "label_dim", 0) or 0),
@@ -239,5 +234,5 @@ def _generate(generator, seeds, outdir, fmt, npz_path, subdirs, batch_size, devi
     else:
         summary["outdir"] = str(outdir)
     if grid is not None and images_all is not None:
-        summary["grid"] = str(save_image_grid(images_all[:grid_cap], grid, grid_nrow))
+        summary["grid"] = str(save_image_grid(enlarge_for_view(images_all[:grid_cap]), grid, grid_nrow))
     return summary

@@ -33,7 +33,7 @@ from onestep.methods.core.atomic import atomic_write_json
 from onestep.methods.core.config import ConfigError
 
 from .store import ResultsStore, RunBusy, RunDir, StoreError, job_identity
-from .suites import RunSpec
+from .suites import RunSpec, setup_problems  # noqa: F401  (re-exported for the CLI)
 
 PACKAGE_FOLDERS = ("methods", "benchmarks", "environments", "reports")
 PROVENANCE_PACKAGES = (
@@ -110,6 +110,38 @@ def provenance(spec: RunSpec) -> dict[str, Any]:
 
 
 # --- the stages ------------------------------------------------------------------------------
+class SetupError(ConfigError):
+    """A run could not start (teacher, data, method, device): a configuration problem found
+    before its first training step. The run is not marked failed (fixing the configuration and
+    running again must not need --rerun-failed); the error propagates as a one-line message."""
+
+
+_SETUP_ERRORS = (ConfigError, FileNotFoundError, ImportError, ValueError, TypeError, KeyError)
+
+
+def resolve_device(device: str | None):
+    """torch.device for `device` (None: cuda if available, else cpu); ConfigError if it names a
+    device this machine does not have (checked here, before any work)."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"--device {device}: not a torch device ({e}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible here (torch.cuda.is_available() is False); "
+                              "use --device cpu, or run on a GPU node")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0.."
+                              f"cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"--device {device}: MPS is not available here; use --device cpu")
+    return dev
+
+
 @dataclass
 class TrainResult:
     generator: Any  # nn.Module: G(z, class_labels) -> [-1, 1]
@@ -120,9 +152,7 @@ class Pipeline:
     """The real stages, built from the other parts of the project."""
 
     def __init__(self, device: str | None = None):
-        import torch
-
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
 
     def load_teacher(self, spec: RunSpec):
         """Digits teachers are trained here once and cached; anything else is a checkpoint
@@ -141,10 +171,11 @@ class Pipeline:
             return load_digits(ds["resolution"], ds["channels"], split=split, conditional=ds["conditional"])
         from onestep.benchmarks import datasets
 
-        loader = getattr(datasets, "load_dataset", None)
-        if loader is None or not ds.get("path"):
-            raise ConfigError(f"dataset {ds['name']}: no loader or dataset.path; only 'digits' is embedded")
-        return loader(ds["path"], resolution=ds["resolution"])
+        problem = datasets.dataset_path_problem(ds["name"], ds.get("path"), ds.get("resolution"))
+        if problem:
+            raise ConfigError(problem)
+        path = ds.get("path") or datasets.find_named_dataset(ds["name"], ds.get("resolution"))
+        return datasets.load_dataset(path, resolution=ds["resolution"])
 
     def train(self, spec: RunSpec, run: RunDir, teacher, data, evaluate: Callable) -> TrainResult:
         from onestep.benchmarks.training import data_spec_of, instantiate_method, train
@@ -152,8 +183,11 @@ class Pipeline:
         # The spec holds fully resolved configs: pass them as whole-section overrides.
         overrides = {f"method.{k}": v for k, v in spec.method_config.items()}
         overrides.update({f"loop.{k}": v for k, v in spec.loop_config.items()})
-        method, loop = instantiate_method(spec.method, None, overrides, teacher=teacher,
-                                          data_spec=data_spec_of(data), device=self.device)
+        try:
+            method, loop = instantiate_method(spec.method, None, overrides, teacher=teacher,
+                                              data_spec=data_spec_of(data), device=self.device)
+        except _SETUP_ERRORS as e:
+            raise SetupError(f"{spec.label}: cannot build method '{spec.method}': {e}") from e
         last = [time.time()]
 
         def heartbeat(step: int, cur_nimg: int) -> None:  # lets `status` tell running from killed
@@ -162,7 +196,8 @@ class Pipeline:
                 run.heartbeat(progress=f"step {step}, {cur_nimg / 1000:g} kimg")
 
         result = train(method, data, loop, run.checkpoint_dir, evaluate=evaluate, device=self.device,
-                       identity_extra={"teacher": spec.teacher}, on_step=heartbeat, log=_log)
+                       identity_extra={"teacher": spec.teacher}, on_step=heartbeat,
+                       log=lambda s: _log(f"[{spec.label}] {s}"))
         info = {
             "steps": result.step, "cur_nimg": result.cur_nimg, "seconds": round(result.seconds, 3),
             "resumed_from_step": result.resumed_from_step, "loop_config_hash": result.config_hash,
@@ -264,6 +299,7 @@ def execute_run(
         return "running"
     pipeline = pipeline or Pipeline()
     run.write_config({**spec.to_dict()})
+    before = run.status()
     try:
         claim = run.claim()
     except RunBusy as e:
@@ -274,14 +310,27 @@ def execute_run(
     prov["started"] = old.get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     prov["attempts"] = [*old.get("attempts", []), {**job_identity(), "attempt": claim["attempt"], "started": claim["started"]}]
     run.write_provenance(prov)
-    resumed = "resuming" if state in ("interrupted", "failed") or run.checkpoint_dir.exists() else "starting"
-    log(f"[{spec.label}] {resumed} run {spec.run_id} -> {run.path}")
+    if (run.checkpoint_dir / "resume.pt").is_file():
+        log(f"[{spec.label}] resuming run {spec.run_id} from its checkpoint -> {run.path}")
+    elif state in ("interrupted", "failed"):
+        log(f"[{spec.label}] re-running run {spec.run_id} from step 0 (no checkpoint was written) -> {run.path}")
+    else:
+        log(f"[{spec.label}] starting run {spec.run_id} -> {run.path}")
     t0 = time.time()
     try:
         final = _run_stages(spec, run, pipeline, log)
     except BaseException as e:  # recorded for `onestep status`, then propagated
         if isinstance(e, KeyboardInterrupt) or type(e).__name__ in ("InterruptedError", "SystemExit"):
-            raise  # an interrupted run stays 'running' -> 'interrupted' and resumes later
+            run.write_interrupted(f"interrupted ({type(e).__name__})")  # resumes on the next run
+            log(f"[{spec.label}] interrupted; {run.state().detail}")
+            raise
+        if isinstance(e, SetupError):
+            # Nothing was trained: give the run back as it was before this attempt.
+            if before is None:
+                run.status_file.unlink(missing_ok=True)
+            else:
+                atomic_write_json(run.status_file, before)
+            raise
         run.write_failure(f"{type(e).__name__}: {e}", traceback.format_exc())
         log(f"[{spec.label}] FAILED: {type(e).__name__}: {e}")
         raise
@@ -289,7 +338,8 @@ def execute_run(
     final["ended"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     run.write_final(final)
     shown = ", ".join(f"{k}={v:.4g}" for k, v in final["metrics"].items())
-    log(f"[{spec.label}] complete in {final['duration_s']:.1f}s: {shown}")
+    tag = " UNTRAINED (feature weights are not the released ones)" if final.get("untrained_feature_weights") else ""
+    log(f"[{spec.label}] complete in {final['duration_s']:.1f}s: {shown}{tag}")
     return "complete"
 
 
@@ -319,8 +369,17 @@ def _run_stages(spec: RunSpec, run: RunDir, pipeline: Pipeline, log, follower: b
     from onestep.benchmarks.sampling import parse_seeds
 
     ev = spec.evaluation
-    teacher = pipeline.load_teacher(spec)
-    data = pipeline.load_data(spec, split="train")
+    seeds = parse_seeds(ev["seeds"])
+    if len(seeds) < ev["n_samples"]:  # found before training, not after it
+        raise SetupError(f"{spec.label}: evaluation.seeds '{ev['seeds']}' gives {len(seeds)} seeds but n_samples is "
+                         f"{ev['n_samples']}; give at least n_samples seeds (e.g. seeds: 0-{ev['n_samples'] - 1})")
+    try:
+        teacher = pipeline.load_teacher(spec)
+        data = pipeline.load_data(spec, split="train")
+    except _SETUP_ERRORS as e:
+        if isinstance(e, SetupError):
+            raise
+        raise SetupError(f"{spec.label}: {e}") from e
     periodic_metrics = ev.get("periodic_metrics") or ev["metrics"][:1]
     periodic_n = ev.get("periodic_n_samples") or ev["n_samples"]
     if follower:
@@ -338,14 +397,11 @@ def _run_stages(spec: RunSpec, run: RunDir, pipeline: Pipeline, log, follower: b
             record["untrained"] = True
         run.append_metrics(record)  # a resumed run's recomputed point replaces the old one
         run.heartbeat(progress=f"kimg {kimg:g}")
-        log(f"[{spec.label}] eval @ {kimg:g} kimg: " + ", ".join(f"{k}={v:.4g}" for k, v in vals.items()))
-        return vals
+        # The loop prints the eval line (once), with the UNTRAINED tag when flagged here.
+        return {**vals, "untrained": True} if record.get("untrained") else vals
 
     trained = pipeline.train(spec, run, teacher, data, periodic)
-    seeds = parse_seeds(ev["seeds"])
     n = ev["n_samples"]
-    if len(seeds) < n:
-        raise ConfigError(f"evaluation.seeds gives {len(seeds)} seeds but n_samples is {n}")
     metrics, details = _evaluate_repeats(spec, pipeline, trained.generator, data, ev["metrics"], n, ev.get("repeats", 1), seeds[:n])
     if ev.get("grid_samples"):
         pipeline.save_grid(trained.generator, run.samples_file, ev["grid_samples"])
@@ -399,6 +455,8 @@ def run_suite(
         log(f"=== run {i}/{len(runs)}: {spec.label} ({spec.method}/{spec.preset}) ===")
         try:
             states[spec.run_id] = execute_run(spec, store, pipeline, force=force, rerun_failed=rerun_failed, log=log)
+        except SetupError:
+            raise  # a configuration problem: the same for the runs after it; one message, exit 2
         except Exception:  # recorded in the run directory by execute_run
             states[spec.run_id] = "failed"
     results = {s.label: (store.run(s.run_id).final() or {}).get("metrics", {}) for s in runs if store.run(s.run_id).is_complete()}
@@ -425,19 +483,27 @@ def suite_table(runs: list[RunSpec], store: ResultsStore):
     return pd.DataFrame(rows)
 
 
+def format_table(df) -> str:
+    """A suite table for people: runs without a value show '-' (not NaN)."""
+    return df.astype(object).where(df.notna(), "-").to_string(index=False) if len(df) else "(no runs)"
+
+
 def write_summary(runs: list[RunSpec], store: ResultsStore, suite: str, suite_spec: Any = None) -> Path:
     """STORE/summaries/SUITE.{csv,json}, the suite itself with its published numbers
     (SUITE.suite.json, for reports: run label -> published value) and the store index."""
     from onestep.methods.core.atomic import atomic_write_text
     from onestep.methods.core.config import to_dict
 
-    df = suite_table(runs, store)
     out = store.root / "summaries" / f"{suite}.csv"
-    atomic_write_text(out, df.to_csv(index=False))
-    atomic_write_text(out.with_suffix(".json"), df.to_json(orient="records", indent=2))
-    if suite_spec is not None:
-        atomic_write_json(store.root / "summaries" / f"{suite}.suite.json",
-                          {"suite": to_dict(suite_spec), "runs": {r.run_id: r.label for r in runs}})
+    # Built from the store under its lock, so two `onestep run` of one suite cannot leave an
+    # older view on disk: the last writer reads every run's current state.
+    with store.locked(".summary.lock"):
+        df = suite_table(runs, store)
+        atomic_write_text(out, df.to_csv(index=False))
+        atomic_write_text(out.with_suffix(".json"), df.to_json(orient="records", indent=2))
+        if suite_spec is not None:
+            atomic_write_json(store.root / "summaries" / f"{suite}.suite.json",
+                              {"suite": to_dict(suite_spec), "runs": {r.run_id: r.label for r in runs}})
     store.write_index()
     return out
 
@@ -562,5 +628,5 @@ def submit_runs(
 
 __all__ = [
     "Pipeline", "TrainResult", "RunJob", "execute_run", "submit_runs", "snapshot_code", "provenance",
-    "default_store_root", "metric_values", "StoreError", "run_suite", "suite_table", "write_summary", "SuiteOutcome",
+    "default_store_root", "metric_values", "StoreError", "SetupError", "resolve_device", "run_suite", "suite_table", "write_summary", "SuiteOutcome",
 ]

@@ -12,6 +12,9 @@ from typing import Iterator, Sequence
 import torch
 
 
+MAX_SEEDS = 10_000_000  # 20x the largest protocol (SiDA: 10 x 50k); a typo'd range fails fast
+
+
 def parse_seeds(spec: str | int | Sequence[int]) -> list[int]:
     """'0-49999', '0,5,7-9' or a list -> list of ints (EDM's parse_int_list)."""
     if isinstance(spec, int):
@@ -26,6 +29,9 @@ def parse_seeds(spec: str | int | Sequence[int]) -> list[int]:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
                 raise ValueError(f"seed range '{part}' is empty: write it as low-high")
+            if len(seeds) + hi - lo + 1 > MAX_SEEDS:  # refused before a list of that size is built
+                raise ValueError(f"seed list '{spec}' holds {len(seeds) + hi - lo + 1:,} seeds; at most {MAX_SEEDS:,} "
+                                 f"are allowed (one image per seed; the papers' protocols use up to 500,000)")
             seeds.extend(range(lo, hi + 1))
         elif re.fullmatch(r"\d+", part):
             seeds.append(int(part))

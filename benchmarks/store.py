@@ -20,6 +20,7 @@ another's result.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -146,8 +147,16 @@ class RunDir:
             if owner_alive(status.get("owner"), status.get("heartbeat")):
                 prog = status.get("progress")
                 return RunState(self.run_id, "running", f"{prog}" if prog else "", self.path)
-            return RunState(self.run_id, "interrupted", "owner gone; resumes from its checkpoint", self.path)
+            return RunState(self.run_id, "interrupted", f"owner gone; {self.resume_text()}", self.path)
+        if status.get("state") == "interrupted":
+            return RunState(self.run_id, "interrupted", f"{status.get('error') or 'interrupted'}; {self.resume_text()}",
+                            self.path)
         return RunState(self.run_id, "pending", path=self.path)
+
+    def resume_text(self) -> str:
+        """What a re-run of this run will do: resume from the loop's checkpoint, or start over."""
+        ckpt = self.checkpoint_dir / "resume.pt"
+        return "resumes from its checkpoint" if ckpt.is_file() else "no checkpoint yet: a re-run starts at step 0"
 
     # --- writing -----------------------------------------------------------------------
     def write_config(self, config: Mapping[str, Any]) -> None:
@@ -202,6 +211,12 @@ class RunDir:
         atomic_write_json(self.error_file, {"error": error, "traceback": traceback_text, "time": _iso(_now())})
         status = self.status() or {}
         status.update(state="failed", error=error, heartbeat=_now())
+        atomic_write_json(self.status_file, status)
+
+    def write_interrupted(self, why: str = "interrupted (ctrl-C)") -> None:
+        """Record that this process stopped the run (not a failure: the next run resumes it)."""
+        status = self.status() or {}
+        status.update(state="interrupted", error=why, heartbeat=_now())
         atomic_write_json(self.status_file, status)
 
     def write_bytes(self, name: str, data: bytes) -> Path:
@@ -267,9 +282,46 @@ class ResultsStore:
             df = df.sort_values(["suite", "label", "run_id"], na_position="last").reset_index(drop=True)
         return df
 
+    def fingerprint(self) -> tuple:
+        """What the index depends on: every run directory's state files (name, size, mtime)."""
+        out = []
+        for rid in self.run_ids():
+            for name in ("config.json", "status.json", "final.json", "provenance.json"):
+                try:
+                    st = (self.runs_dir / rid / name).stat()
+                except OSError:
+                    continue
+                out.append((rid, name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    @contextlib.contextmanager
+    def locked(self, name: str = ".index.lock"):
+        """An exclusive advisory lock on STORE/NAME (flock; a no-op where the filesystem has none).
+        Aggregates (index, summaries) are written under it, so a slow writer holding an older
+        view can never rename its file over a newer one."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / name, "a") as f:
+            try:
+                import fcntl
+
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except (ImportError, OSError):  # no flock here: the rebuild-until-stable loop still holds
+                pass
+            yield
+
     def write_index(self) -> tuple[Path, Path]:
-        """index.parquet + index.csv from the run directories (atomic renames: concurrent
-        writers each publish a complete aggregate; none can corrupt another's)."""
+        """index.parquet + index.csv from the run directories, under the store lock and rebuilt
+        until no run directory changed while it was built: the last writer's index holds every
+        run complete at that time (atomic renames: a reader never sees half a file)."""
+        with self.locked():
+            for _ in range(10):
+                before = self.fingerprint()
+                paths = self._write_index_once()
+                if self.fingerprint() == before:
+                    break
+        return paths
+
+    def _write_index_once(self) -> tuple[Path, Path]:
         df = self.build_index()
         parquet, csv = self.root / "index.parquet", self.root / "index.csv"
         # Mixed-type object columns (e.g. a config key that is a list in one run) break parquet.

@@ -110,6 +110,8 @@ class SuiteSpec:
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
     methods: Any = "all"  # "all" or a list of MethodEntry mappings
     preset: str = "smoke"
+    # With methods: all, another preset for some methods, e.g. {d2o: smoke-f} (D2O-F, freezing).
+    method_presets: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
@@ -229,7 +231,19 @@ def method_entries(suite: SuiteSpec, only: list[str] | None = None) -> list[Meth
     from onestep.methods.plugin import available_methods, get_method
 
     if suite.methods == "all":
-        entries = [MethodEntry(method=name, preset=suite.preset) for name, cls in available_methods().items() if suite.preset in cls.presets]
+        registered = available_methods()
+        for name in suite.method_presets:
+            if name not in registered:
+                raise ConfigError(f"suite {suite.name}: method_presets names unknown method '{name}'"
+                                  f"{suggest(name, registered)}; registered: {', '.join(sorted(registered))}")
+        entries = []
+        for name, cls in registered.items():
+            preset = suite.method_presets.get(name, suite.preset)
+            if preset in cls.presets:
+                entries.append(MethodEntry(method=name, preset=preset))
+            elif name in suite.method_presets:
+                raise ConfigError(f"suite {suite.name}: method '{name}' has no preset '{preset}'"
+                                  f"{suggest(preset, cls.presets)}; presets: {', '.join(sorted(cls.presets))}")
     else:
         entries = list(suite.methods)
         for e in entries:
@@ -402,6 +416,22 @@ def _metric_weight_problems(metrics: list[str]) -> list[str]:
     return problems
 
 
+def setup_problems(suite: SuiteSpec) -> list[str]:
+    """Problems a run would otherwise find only after training (checked by `run` and
+    `validate` before any work): fewer evaluation seeds than n_samples."""
+    from .sampling import parse_seeds
+
+    ev = suite.evaluation
+    try:
+        n_seeds = len(parse_seeds(ev.seeds))
+    except ValueError as e:
+        return [f"suite {suite.name}: evaluation.seeds: {e}"]
+    if n_seeds < ev.n_samples:
+        return [f"suite {suite.name}: evaluation.seeds '{ev.seeds}' gives {n_seeds} seeds but n_samples is "
+                f"{ev.n_samples}; give at least n_samples seeds (e.g. seeds: \"0-{ev.n_samples - 1}\")"]
+    return []
+
+
 def validate_suite(suite: SuiteSpec, check_files: bool = True, profile: str | None = None) -> tuple[list[RunSpec], list[str], list[str]]:
     """(runs, errors, warnings) without running anything."""
     errors: list[str] = []
@@ -418,16 +448,23 @@ def validate_suite(suite: SuiteSpec, check_files: bool = True, profile: str | No
     errors.extend(_metric_name_problems(ev.periodic_metrics or [], "evaluation.periodic_metrics"))
     if ev.n_samples <= 0 or ev.repeats <= 0:
         errors.append(f"evaluation: n_samples ({ev.n_samples}) and repeats ({ev.repeats}) must be positive")
+    else:
+        errors.extend(setup_problems(suite))
     if check_files:
         problem = _teacher_problem(suite.teacher)
         if problem:
             errors.append(problem)
         ds = suite.dataset
-        if ds.name != "digits" and ds.path and not Path(ds.path).expanduser().exists():
-            errors.append(f"dataset {ds.name}: {ds.path} does not exist (download it and set dataset.path)")
-        elif ds.name != "digits" and not ds.path:
-            errors.append(f"dataset {ds.name}: no dataset.path given; set it to the dataset's image folder/zip (or use --no-files)")
+        if ds.name != "digits":
+            from onestep.benchmarks.datasets import dataset_path_problem
+
+            problem = dataset_path_problem(ds.name, ds.path, ds.resolution)
+            if problem:
+                errors.append(problem)
         errors.extend(_metric_weight_problems(suite.evaluation.metrics))
+        from .preflight import method_weight_problems
+
+        errors.extend(method_weight_problems(runs))  # discriminators' feature networks
         ref = ds.reference
         if ref not in ("train", "test", "all") and not Path(ref).expanduser().exists():
             errors.append(f"reference statistics {ref} do not exist")
@@ -438,9 +475,14 @@ def validate_suite(suite: SuiteSpec, check_files: bool = True, profile: str | No
         prof = load_profile(prof_name)
         gpus = prof.gpus_per_node * prof.nodes
         if suite.resources.gpus > gpus:
+            from onestep.environments.executors import profiles_with_gpus
+
+            fits = profiles_with_gpus(suite.resources.gpus)
             errors.append(
                 f"suite {suite.name} asks for {suite.resources.gpus} GPU(s) per run but profile '{prof.name}' gives "
-                f"{gpus}; use a larger profile (e.g. --profile a100-8gpu)"
+                f"{gpus}; " + (f"use --profile with one that does: {', '.join(fits)} (Slurm profiles submit from the "
+                               f"cluster's login node)" if fits else
+                               f"write a profile with gpus_per_node >= {suite.resources.gpus} (environments/profiles/)")
             )
     except ConfigError as e:
         errors.append(str(e))

@@ -87,11 +87,24 @@ def default_device(env: DistEnv) -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_rank_device(device: torch.device | str | None, env: DistEnv) -> torch.device:
+    """This process's device: `cuda` without an index means this rank's GPU (local rank, as EDM's
+    torch.cuda.set_device(rank % device_count)), never cuda:0 for every rank; an explicit
+    cuda:N is kept."""
+    if device is None:
+        return default_device(env)
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return torch.device("cuda", env.local_rank % n) if n else device
+    return device
+
+
 def init_distributed(device: torch.device | str | None = None, env: DistEnv | None = None,
                      timeout_s: float = 1800.0) -> tuple[DistEnv, torch.device]:
     """Open the process group (no-op for a single process). Returns (env, device)."""
     env = env or detect_env()
-    device = torch.device(device) if device is not None else default_device(env)
+    device = resolve_rank_device(device, env)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if env.world_size > 1 and not dist.is_initialized():

@@ -85,7 +85,8 @@ def load_profile(name_or_path: str | Path | dict) -> Profile:
 
 
 def slurm_available() -> bool:
-    return shutil.which("sbatch") is not None and shutil.which("sinfo") is not None
+    # submitit's Slurm executor also needs srun (it refuses to start without it).
+    return all(shutil.which(b) is not None for b in ("sbatch", "sinfo", "srun"))
 
 
 def slurm_gpus_per_node() -> int | None:
@@ -105,6 +106,19 @@ def slurm_gpus_per_node() -> int | None:
     return best
 
 
+def profiles_with_gpus(n: int) -> list[str]:
+    """Names of the shipped profiles that give at least n GPUs per run (for error messages)."""
+    out = []
+    for name in available_profiles():
+        try:
+            p = load_profile(name)
+        except ConfigError:
+            continue
+        if p.gpus_per_node * p.nodes >= n:
+            out.append(f"{name} ({p.executor})")
+    return out
+
+
 def check_resources(profile: Profile) -> None:
     """Refuse, before any submission, a profile this machine/cluster cannot satisfy."""
     if profile.gpus_per_node <= 0:
@@ -116,7 +130,8 @@ def check_resources(profile: Profile) -> None:
         if have < profile.gpus_per_node:
             raise ConfigError(
                 f"profile '{profile.name}' asks for {profile.gpus_per_node} GPU(s) per node but this machine has {have}; "
-                f"use a CPU profile (e.g. --profile local) or run where GPUs exist"
+                f"use a profile without GPUs (--profile local or --profile debug, if the suite's runs need none) or run "
+                f"where {profile.gpus_per_node} GPU(s) exist"
             )
     elif profile.executor == "slurm":
         have = slurm_gpus_per_node()
@@ -134,6 +149,12 @@ def make_executor(profile: Profile | str | dict, folder: str | Path, check: bool
     profile = load_profile(profile)
     if check:
         check_resources(profile)
+    if profile.executor == "slurm" and not slurm_available():  # refused before anything is created
+        raise ConfigError(
+            f"profile '{profile.name}' uses Slurm but sbatch/sinfo/srun are not on PATH here: submit from the cluster's "
+            f"login node (where `sinfo` works). On this machine `onestep validate --dry-run SUITE` checks the suite, "
+            f"and `onestep run SUITE --method NAME` runs a run locally"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if profile.executor == "debug":
@@ -144,11 +165,6 @@ def make_executor(profile: Profile | str | dict, folder: str | Path, check: bool
             timeout_min=profile.timeout_min, gpus_per_node=profile.gpus_per_node, tasks_per_node=profile.tasks_per_node
         )
         return ex
-    if not slurm_available():
-        raise ConfigError(
-            f"profile '{profile.name}' uses Slurm but sbatch/sinfo are not on PATH here; run on the cluster's login node "
-            f"or use --profile local"
-        )
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
     params: dict[str, Any] = dict(
         timeout_min=profile.timeout_min,

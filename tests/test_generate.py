@@ -248,7 +248,9 @@ def test_cli_generate_png_grid_and_npz(digits_net, net_checkpoint, tmp_path, cap
     ref = reference_images(SolverGenerator(digits_net, "heun", STEPS), range(12))
     assert np.array_equal(read_png(out / "000011.png"), ref[11, 0])
     grid = read_png(tmp_path / "grid.png")
-    assert grid.shape == (24, 32) and np.array_equal(grid[8:16, 0:8], ref[4, 0])
+    # 8x8 images are enlarged 8x (nearest) in the grid, as the teacher's grid is: 3 rows x 4 of 64x64
+    big = ref[4, 0].repeat(8, axis=0).repeat(8, axis=1)
+    assert grid.shape == (192, 256) and np.array_equal(grid[64:128, 0:64], big)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["num_images"] == 12 and summary["nfe"] == 5 and summary["generator"]["solver"] == "heun"
 

@@ -23,8 +23,10 @@ def test_smoke_suite_is_every_method_with_a_smoke_preset():
     runs = expand_runs(load_suite("smoke"))
     expected = {name for name, cls in plugin.available_methods().items() if "smoke" in cls.presets}
     assert expected and {r.method for r in runs} == expected
-    assert all(r.preset == "smoke" for r in runs)
     raw = yaml.safe_load((SUITE_DIR / "smoke.yaml").read_text())
+    # every method at its smoke preset, except D2O, which runs D2O-F (freezing) there
+    assert raw["method_presets"] == {"d2o": "smoke-f"}
+    assert all(r.preset == raw["method_presets"].get(r.method, "smoke") for r in runs)
     assert raw["methods"] == "all", "the smoke suite must not list methods explicitly"
 
 

@@ -82,6 +82,8 @@ def _fake_slurm(tmp_path, monkeypatch) -> Path:
     (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nfor a; do last=$a; done\ncp \"$last\" {tmp_path}/submitted.sh\n"
                                     "echo 'Submitted batch job 4242'\n")
     (bin_dir / "sinfo").write_text("#!/bin/sh\necho '(null)'\n")
+    # submitit's Slurm executor refuses to start without srun on PATH (SlurmExecutor.affinity).
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

@@ -51,23 +51,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from onestep.benchmarks.metrics.evaluate import MetricOptions, evaluate, evaluate_repeated
     from onestep.benchmarks.metrics.protocols import get_protocol
     from onestep.methods.core.atomic import atomic_write_text
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from onestep.benchmarks.metrics.extractors.registry import EXTRACTORS
+    from onestep.benchmarks.runner import resolve_device
+    from onestep.methods.core.config import ConfigError, suggest
+
+    from ._checks import check_output_file, check_positive
+
+    # Everything that can be refused is refused here, before a sample is generated.
+    device = str(resolve_device(args.device))
+    check_positive(args.num, "--num", " of samples (the default without it: 50,000 for a generator)")
+    check_positive(args.batch, "--batch", " of images per batch")
+    check_positive(args.kid_subset_size, "--kid-subset-size")
+    check_positive(args.kid_subsets, "--kid-subsets")
+    check_output_file(args.json, "--json")
+    check_output_file(args.csv, "--csv")
+    weights = {}
+    for item in args.weights:
+        key, sep, path = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--weights expects EXTRACTOR=PATH, got '{item}'")
+        if key not in EXTRACTORS:
+            raise ConfigError(f"--weights {item}: unknown feature extractor '{key}'{suggest(key, EXTRACTORS)}; "
+                              f"known: {', '.join(sorted(EXTRACTORS))}")
+        weights[key] = path
+    from .generate import resolve_network_name
+
     try:
-        weights = {}
-        for item in args.weights:
-            key, sep, path = item.partition("=")
-            if not sep:
-                raise ValueError(f"--weights expects EXTRACTOR=PATH, got '{item}'")
-            weights[key] = path
         if args.network:
             from onestep.methods.solvers import load_generator
 
+            args.network = resolve_network_name(args.network)
             source = load_generator(args.network, solver=args.solver, steps=args.steps, device=device).eval()
         else:
             source = args.images

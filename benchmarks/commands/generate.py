@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--S-max", dest="S_max", type=float, default=None)
     p.add_argument("--S-noise", dest="S_noise", type=float, default=None)
     p.add_argument("--summary", default=None, metavar="FILE.json", help="write the run summary as JSON")
+    p.add_argument("--json", action="store_true", help="print the run summary as one JSON line on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -48,7 +49,22 @@ GRID_MAX = 256  # images in a --grid at most
 
 
 def run(args: argparse.Namespace) -> int:
+    from onestep.benchmarks.runner import resolve_device
     from onestep.environments import distributed as dist
+
+    from ._checks import check_output_dir, check_output_file, check_positive
+
+    # Refused here, before the network is loaded or an image generated.
+    resolve_device(args.device)
+    check_positive(args.batch, "--batch", " of images per batch")
+    check_positive(args.grid_nrow, "--grid-nrow")
+    if args.fmt == "npz" and Path(args.outdir).suffix == ".npz":
+        check_output_file(args.outdir, "--outdir")
+    else:
+        check_output_dir(args.outdir, "--outdir")
+    check_output_file(args.grid, "--grid")
+    check_output_file(args.summary, "--summary")
+    args.network = resolve_network_name(args.network)
 
     # Under torchrun/srun with several tasks every rank takes every world_size-th batch (EDM).
     with dist.distributed(args.device) as (env, device):
@@ -91,6 +107,24 @@ def _generate(args: argparse.Namespace, device, rank: int, world_size: int) -> i
                    seeds=args.seeds, num_images=len(seeds), world_size=world_size)
     if args.summary:
         atomic_write_json(args.summary, summary)
-    if not quiet:
-        print(json.dumps(summary, sort_keys=True, default=str), file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True, default=str))
+    elif not quiet:
+        print(f"wrote {summary['num_images']} images to {summary.get('npz') or summary.get('outdir')}"
+              + (f"; grid {summary['grid']}" if summary.get("grid") else ""), file=sys.stderr)
     return 0
+
+
+def resolve_network_name(name: str) -> str:
+    """A digits teacher name (`--network digits`) -> its cached checkpoint; anything else unchanged.
+    ConfigError when that teacher is not trained yet, with the command that trains it."""
+    from onestep.benchmarks import teachers
+    from onestep.methods.core.config import ConfigError
+
+    if name not in teachers.DIGITS_TEACHERS or Path(name).exists():
+        return name
+    ckpt = teachers.teacher_checkpoint(teachers.plan_digits_teacher(name))
+    if not ckpt.with_suffix(".json").is_file():
+        raise ConfigError(f"--network {name}: the digits teacher '{name}' is not trained yet here; train it with "
+                          f"`onestep teacher train --preset {name}` (about 2 minutes on a CPU), or give a checkpoint path")
+    return str(ckpt.with_suffix(".json"))

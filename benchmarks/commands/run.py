@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ._suite_args import add_suite_arguments, store_root
+from ._suite_args import add_suite_arguments, load_suite_args, store_root
 
 NAME = "run"
 HELP = "run a suite locally (sequentially): train -> sample -> evaluate -> record"
@@ -29,15 +29,22 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from onestep.benchmarks import gate
-    from onestep.benchmarks.runner import Pipeline, provenance, run_suite, suite_table
+    from onestep.benchmarks.runner import Pipeline, format_table, provenance, run_suite, suite_table
     from onestep.benchmarks.store import ResultsStore, StoreError
-    from onestep.benchmarks.suites import expand_runs, load_suite
+    from onestep.benchmarks.runner import resolve_device, setup_problems
+    from onestep.benchmarks.suites import expand_runs
 
     if args.update_baseline and not args.check:
         print("onestep run: --update-baseline needs --check BASELINE (the file to write)", file=sys.stderr)
         return 2
-    suite = load_suite(args.suite)
+    suite = load_suite_args(args.suite, args)
     runs = expand_runs(suite, args.methods)
+    resolve_device(args.device)  # --device cuda on a CPU host: one line, before any work
+    problems = setup_problems(suite)  # e.g. fewer seeds than n_samples: found before training
+    if problems:
+        for p in problems:
+            print(f"onestep run: error: {p}", file=sys.stderr)
+        return 2
     baseline = gate.load_baseline(args.check) if args.check and not args.update_baseline else None
     store = ResultsStore(store_root(args))
     try:
@@ -51,7 +58,13 @@ def run(args) -> int:
                         suite_name=suite.name, suite_spec=suite)
     table = suite_table(runs, store)
     print(f"\nsuite {suite.name} finished in {time.time() - t0:.1f}s; summary: {outcome.summary_csv}")
-    print(table.to_string(index=False))
+    print(format_table(table))
+    elsewhere = [r for r in runs if outcome.states.get(r.run_id) == "running"]
+    if elsewhere:
+        print(f"onestep run: note: {len(elsewhere)} run(s) are being run by another process "
+              f"({', '.join(r.label for r in elsewhere)}); they were not run here. The summary above is the "
+              f"store's state now; `onestep status {suite.name}` shows it later (the last run to finish rewrites "
+              f"the summary)", file=sys.stderr)
     code = 1 if outcome.failed else 0
     if args.check:
         if args.update_baseline:

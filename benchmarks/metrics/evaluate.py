@@ -15,7 +15,6 @@ import io
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -70,6 +69,8 @@ class MetricRecord:
             s += f" x {len(self.runs)} runs, " + ("best" if self.aggregate == "best" else "mean ± std")
         if self.floor is not None:
             s += f"; real-vs-real floor {self.floor:.4g} at n={self.floor_n}"
+            if self.floor_n != self.n and self.floor_note:
+                s += f" ({self.floor_note})"
         elif self.floor_note:
             s += f"; floor: {self.floor_note}"
         s += ")"
@@ -116,21 +117,7 @@ class MetricOptions:
     prc_batch_size: int = 1000
 
 
-class Progress:
-    """One self-overwriting status line on stderr."""
-
-    def __init__(self, what: str, total: int | None, enabled: bool):
-        self.what, self.total, self.enabled, self.t0 = what, total, enabled, time.time()
-
-    def __call__(self, done: int) -> None:
-        if self.enabled:
-            rate = done / max(time.time() - self.t0, 1e-9)
-            tot = f"/{self.total}" if self.total else ""
-            print(f"\r{self.what}: {done}{tot} images ({rate:.1f} img/s)", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr, flush=True)
+from onestep.benchmarks.progress import Progress  # noqa: E402  (one progress display everywhere)
 
 
 # ---- sources and references ------------------------------------------------------------------
@@ -181,6 +168,28 @@ def _check_generator(gen, class_idx) -> None:
     label_dim = getattr(gen, "label_dim", None)
     if not isinstance(label_dim, int) or label_dim < 0:
         raise TypeError(f"generator.label_dim must be an int >= 0 (0 for unconditional), got {label_dim!r}")
+
+
+def _resolution_of(kind: str | None, obj) -> int | None:
+    if obj is None:
+        return None
+    if kind == "generator":
+        return int(getattr(obj, "img_resolution", 0)) or None
+    return int(obj.resolution) if hasattr(obj, "resolution") else None
+
+
+def _check_resolutions(src_kind, src, ref_kind, ref_obj, ref_stats) -> None:
+    """Images of one resolution scored against a reference of another would be resized
+    silently by the extractor and give a plausible, meaningless number: refuse it."""
+    a = _resolution_of(src_kind, src)
+    b = _resolution_of("generator" if ref_kind == "generator" else "images", ref_obj)
+    if b is None and ref_stats is not None:
+        b = (ref_stats.data or {}).get("resolution")
+    if a and b and int(a) != int(b):
+        what = "generator" if src_kind == "generator" else "image set"
+        ref_name = getattr(ref_obj, "name", None) or (ref_stats.describe() if ref_stats is not None else "reference")
+        raise ValueError(f"resolution mismatch: the {what} makes {a}x{a} images but the reference '{ref_name}' is "
+                         f"{b}x{b}; score against a reference of the same resolution (e.g. --ref digits-{a} for digits)")
 
 
 def _image_batches(kind: str, obj, n: int | None, seeds, batch_size: int, device, class_idx) -> tuple[Iterator, int, str | None]:
@@ -290,6 +299,8 @@ def evaluate(source, reference=None, metrics=("fd_digits",), *, num_samples: int
     elif ref_kind == "images":
         ref_dataset = ref
 
+    _check_resolutions(src_kind, src, ref_kind, ref_dataset if ref_kind != "generator" else ref, ref_stats)
+
     # lazily: nothing is generated before the reference has been checked
     batches, n, seed_spec = _image_batches(src_kind, src, num_samples, seeds, batch_size, device, class_idx)
 
@@ -346,6 +357,9 @@ def evaluate(source, reference=None, metrics=("fd_digits",), *, num_samples: int
                     rec.floor_note = fl or "needs a reference dataset of real images"
                 else:
                     rec.floor, rec.floor_n = fl
+                    if rec.floor_n != n:  # say why the floor is not at the metric's n
+                        rec.floor_note = (f"floor at n={rec.floor_n}, not n={n}: the reference has {len(ref_dataset)} "
+                                          f"images, fewer than the {2 * n} that two disjoint sets of {n} need")
             records.append(rec)
     return EvalResult(records)
 

@@ -126,6 +126,8 @@ class Reference:
                 feats = {k.split(".")[0]: torch.from_numpy(z[k]) for k in files if k.endswith(".features")}
         except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as exc:
             raise ReferenceFileError(f"'{path}' is not a readable reference file ({exc}); delete it to recompute") from exc
+        for k, st in stats.items():
+            check_stats(path, k, st.mu, st.sigma)
         return cls(ExtractorIdentity(**meta["extractor"]), meta["data"], stats, feats)
 
 
@@ -169,7 +171,8 @@ def compute_reference(dataset, extractor: FeatureExtractor, kinds: Iterable[str]
     if len(images) < 2:
         raise ValueError(f"reference dataset '{dataset.name}' has {len(images)} images; need at least 2")
     data_hash = dataset.content_hash()
-    data = {"kind": "dataset", "name": dataset.name, "content_hash": data_hash}
+    data = {"kind": "dataset", "name": dataset.name, "content_hash": data_hash,
+            "resolution": int(dataset.resolution)}  # lets a stats file be checked against the images scored
     key = reference_cache_key(data_hash, extractor.identity, kinds, len(images))
     path = cache_dir("reference_stats") / f"{extractor.identity.name}-{key}.npz"
     if use_cache and path.exists():
@@ -190,6 +193,27 @@ def compute_reference(dataset, extractor: FeatureExtractor, kinds: Iterable[str]
     return ref
 
 
+def check_stats(path, kind: str, mu: np.ndarray, sigma: np.ndarray) -> None:
+    """Refuse statistics that would give a clean-looking but wrong distance: NaN/inf values, a
+    sigma that is not symmetric (the Frechet distance reads only part of it) or not positive
+    semi-definite (a negative raw distance, displayed as 0). Names the file."""
+    where = f"reference statistics '{path}' ({kind})"
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
+        bad = "mu" if not np.all(np.isfinite(mu)) else "sigma"
+        raise ReferenceFileError(f"{where}: {bad} holds NaN or inf values; the file is corrupt or was computed from "
+                                 "invalid features: recompute it (delete it if it is a cache file)")
+    s = np.asarray(sigma, dtype=np.float64)
+    scale = float(np.abs(s).max()) or 1.0
+    asym = float(np.abs(s - s.T).max())
+    if asym > 1e-6 * scale:
+        raise ReferenceFileError(f"{where}: sigma is not symmetric (max |sigma - sigma^T| = {asym:.3g}, entries up to "
+                                 f"{scale:.3g}); a covariance is symmetric: the file is corrupt, recompute it")
+    low = float(np.linalg.eigvalsh(s).min())
+    if low < -1e-6 * scale:
+        raise ReferenceFileError(f"{where}: sigma is not positive semi-definite (smallest eigenvalue {low:.3g}); a "
+                                 "covariance has none below 0: the file is corrupt, recompute it")
+
+
 def _read_npz(path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -208,6 +232,7 @@ def _stats_from_arrays(path, arrays, mu_key="mu", sigma_key="sigma", n: int = 0)
     if mu.shape[0] != 2048:
         raise ReferenceFileError(f"'{path}': {mu.shape[0]}-d statistics, but Inception pool_3 features are 2048-d; "
                                  "this file was not made with the Inception network")
+    check_stats(path, sigma_key, mu, sigma)
     return GaussianStats(mu.astype(np.float64), sigma.astype(np.float64), n)
 
 

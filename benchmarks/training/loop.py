@@ -225,8 +225,12 @@ def train(
         record = {"kind": "eval", "step": step, "kimg": nimg(step) / 1000, **metrics}
         evaluations.append(record)
         write_log(record)
+        # An evaluate hook may flag its values as computed with untrained feature weights
+        # ({"untrained": True}); the line then carries the UNTRAINED tag the README promises.
+        shown = {k: v for k, v in metrics.items() if k != "untrained"}
         say(f"eval  kimg {nimg(step) / 1000:9.1f}  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                              for k, v in metrics.items()))
+                                                              for k, v in shown.items())
+            + ("  UNTRAINED" if metrics.get("untrained") else ""))
         name = loop_config.best_metric
         if name is not None:
             if name not in metrics:
@@ -291,11 +295,14 @@ def train(
             say(f"{method.name}  kimg {nimg(step) / 1000:9.1f}/{loop_config.total_kimg:g}  step {step:7d}  "
                 f"{rate:8.1f} img/s  " + "  ".join(f"{k} {v:.4g}" for k, v in means.items()))
             stats.reset(time.perf_counter(), nimg(step))
-        if evaluate is not None and (_due(step, every_eval) or done):
+        evaluated = evaluate is not None and (_due(step, every_eval) or done)
+        if evaluated:
             run_evaluation()
         if _due(step, every_snap) and not done:
             save_snapshot(run_dir / "snapshots" / f"snapshot-{nimg(step):010d}")
-        if _due(step, every_ckpt) or done:
+        # Also after every evaluation: short runs (smoke presets) whose checkpoint interval
+        # exceeds their length would otherwise checkpoint only at the end.
+        if _due(step, every_ckpt) or done or evaluated:
             save_checkpoint()
         if on_step is not None:
             on_step(step, nimg(step))

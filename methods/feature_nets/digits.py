@@ -145,10 +145,8 @@ def train_digits_feature_net(recipe: DigitsNetRecipe = DigitsNetRecipe(), verbos
             opt.step()
             sched.step()
         if verbose and (epoch + 1) % 4 == 0:
-            print(f"\rdigits feature net: epoch {epoch + 1}/{recipe.epochs} loss {loss.item():.4f} "
-                  f"({time.time() - t0:.0f}s)", end="", flush=True)
-    if verbose:
-        print()
+            print(f"digits feature net: epoch {epoch + 1}/{recipe.epochs} loss {loss.item():.4f} "
+                  f"({time.time() - t0:.0f}s)", flush=True)  # one line per 4 epochs: log-friendly
     meta = {
         "format": FORMAT_VERSION,
         "recipe": json.dumps(asdict(recipe), sort_keys=True),
