@@ -105,7 +105,7 @@ def test_every_shipped_suite_resolves(name):
     runs, errors, _ = validate_suite(suite, check_files=False)
     assert not errors, errors
     assert runs
-    if name != "smoke":
+    if suite.teacher != "digits":  # digits suites (smoke, analyses) are the embedded default, not paper suites
         assert suite.published, "a paper suite records the published numbers it reproduces"
         assert suite.resources.gpus == 8 and suite.resources.profile == "a100-8gpu"
         labels = {r.label.split("[")[0] for r in runs}
