@@ -6,5 +6,7 @@ family; everything public is re-exported here (`from onestep.methods.losses impo
 """
 from .gan import *  # noqa: F401,F403
 from .gan import __all__ as _gan_all
+from .dmd import *  # noqa: F401,F403
+from .dmd import __all__ as _dmd_all
 
-__all__ = list(_gan_all)
+__all__ = list(_gan_all) + list(_dmd_all)
