@@ -1,4 +1,4 @@
-"""Throughput of the GAN / consistency distillation plugins (gdd, gdd-i, gdd+cd, cd, cd-i).
+"""Throughput of the distillation plugins (gdd, gdd-i, gdd+cd, cd, cd-i, dmd, dmd2).
 
 Prints, per method and scale, images/s of one `step` (the loop's LoopContext, real batches) and
 the step time as a multiple of one generator forward+backward at the same batch:
@@ -33,6 +33,9 @@ VARIANTS = {  # label: (method, preset overrides)
     "gdd+cd": ("gdd", {"method.cd_weight": 1.0}),
     "cd": ("cd", {}),
     "cd-i": ("cd", {"method.freeze": "conv"}),
+    # DMD: a tiny paired dataset (built once by prepare, cached; its size does not change a step's cost)
+    "dmd": ("dmd", {"method.pairs": 64, "method.pair_steps": 2, "method.pair_chunk": 64}),
+    "dmd2": ("dmd2", {"method.fake_updates_per_generator": 5}),  # G on 1 step in 5: time >= 5 steps
 }
 
 
@@ -89,7 +92,10 @@ def measure(scale: str, variants: list[str], steps: int, random_features: bool =
             key = "method.loss.distance" if name == "cd" else "method.cd.distance"
             over[key] = cd_dist
             over[key.replace("distance", "lpips_backbone")] = "random"
+        if name == "dmd":
+            over.update({"method.reg_distance": cd_dist, "method.lpips_backbone": "random"})
         method, _ = instantiate_method(name, "smoke", over, teacher=teacher, data_spec=spec)
+        method.prepare(_ctx(batch, 0))  # DMD's paired dataset; a no-op for the others
         gen_time = _generator_fwd_bwd(method.generator, spec, batch, repeats=max(1, steps - 1))
         times = []
         for s in range(steps + 1):  # first step is a warm-up (allocations, lazy init) and is dropped

@@ -316,7 +316,7 @@ class DMD(Method):
                 loss_dm = dmd_loss(xf, grad)
                 total = total + cfg.dm_weight * loss_dm
                 logs["loss_dm"] = float(loss_dm.detach())
-                logs["dm_grad_norm"] = float(grad.norm())
+                logs["dm_grad_norm"] = float(grad.norm().detach())
             if cfg.reg_weight > 0:
                 if self.pairs is None:
                     raise RuntimeError(f"{self.name}: the paired dataset is not ready; the loop calls prepare(ctx) first")
@@ -359,8 +359,8 @@ class DMD(Method):
                 loss_gan_d = dmd2_discriminator_gan_loss(real_logits.float(), fake_logits.float())
                 total = total + cfg.gan_d_weight * loss_gan_d
                 logs["loss_gan_d"] = float(loss_gan_d.detach())
-                logs["d_real"] = float(torch.sigmoid(real_logits.float()).mean())
-                logs["d_fake"] = float(torch.sigmoid(fake_logits.float()).mean())
+                logs["d_real"] = float(torch.sigmoid(real_logits.detach().float()).mean())
+                logs["d_fake"] = float(torch.sigmoid(fake_logits.detach().float()).mean())
         total.backward()
         ctx.optimizer_step(self.opt_fake, self.opt_fake.param_groups[0]["params"], clip=self.clip)
         logs["loss_fake"] = float(loss_fake.detach())
