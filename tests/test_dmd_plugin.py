@@ -130,3 +130,41 @@ def test_bad_configs_fail_clearly(tiny_teacher):
         instantiate_method("dmd", "smoke", {"method.gan": True}, teacher=tiny_teacher, data_spec=SPEC)
     with pytest.raises(ValueError, match="no regression"):
         instantiate_method("dmd2", "smoke", {"method.reg_weight": 0.25}, teacher=tiny_teacher, data_spec=SPEC)
+
+
+def test_piq_style_lpips_is_avg_pool_vgg_lpips_by_hand():
+    """lpips_piq = PIQ's LPIPS(replace_pooling=True) on (x+1)/2 at 224 (checked equal to piq 0.8.0's
+    ContentLoss with the same weights outside the repo: max abs diff 0.0); here against a hand
+    computation with torchvision's VGG16 layers."""
+    import torchvision
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    ours = dmd_module.piq_style_lpips("random")
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in ours.modules())
+    layers = [m for i in range(1, 6) for m in getattr(ours.net.net, f"slice{i}")]
+    vgg = torchvision.models.vgg16(weights=None).features[:30]
+    for a, b in zip(layers, vgg):
+        if isinstance(a, torch.nn.Conv2d):
+            b.load_state_dict(a.state_dict())
+    weights = [lin.model[-1].weight.detach() for lin in ours.net.lins]
+    x, y = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def feats(t):
+        h = (F.interpolate((t + 1) / 2, size=224, mode="bilinear") - mean) / std
+        out = []
+        for i, m in enumerate(vgg):
+            h = F.avg_pool2d(h, 2) if isinstance(m, torch.nn.MaxPool2d) else m(h)
+            if i in (3, 8, 15, 22, 29):
+                out.append(h / (h.square().sum(1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    with torch.no_grad():
+        want = sum(((fa - fb).square() * w).sum(1).mean((1, 2)) for fa, fb, w in zip(feats(x), feats(y), weights))
+        got = ours(x, y)
+        maxpool = dmd_module.regression_distance("lpips", "random")
+        maxpool.net.load_state_dict(ours.net.state_dict())
+        other = maxpool(x, y)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert (other - got).abs().max() > 1e-4  # the pooling matters: max-pool LPIPS is a different metric

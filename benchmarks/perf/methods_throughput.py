@@ -93,7 +93,7 @@ def measure(scale: str, variants: list[str], steps: int, random_features: bool =
             over[key] = cd_dist
             over[key.replace("distance", "lpips_backbone")] = "random"
         if name == "dmd":
-            over.update({"method.reg_distance": cd_dist, "method.lpips_backbone": "random"})
+            over.update({"method.reg_distance": "lpips_piq" if cd_dist == "lpips" else cd_dist, "method.lpips_backbone": "random"})
         method, _ = instantiate_method(name, "smoke", over, teacher=teacher, data_spec=spec)
         method.prepare(_ctx(batch, 0))  # DMD's paired dataset; a no-op for the others
         gen_time = _generator_fwd_bwd(method.generator, spec, batch, repeats=max(1, steps - 1))

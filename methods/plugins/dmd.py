@@ -34,7 +34,7 @@ from ..teacher_pairs import PairSpec, TeacherPairs
 from ..zoo import set_dropout
 from .cd import draw_labels, draw_normal
 
-DISTANCES = ("lpips", "l2", "l1", "pseudo_huber")
+DISTANCES = ("lpips_piq", "lpips", "l2", "l1", "pseudo_huber")
 
 
 @dataclass
@@ -61,7 +61,7 @@ class DMDConfig:
     dm_weight: float = 1.0  # 0 = Table 2 "w/o Dist. Matching"
     fake_weight: float = 1.0
     reg_weight: float = 0.25  # lambda_reg: 0.25 cond CIFAR-10 / ImageNet, 0.5 uncond CIFAR-10; 0 = "w/o Regress."
-    reg_distance: str = "lpips"  # lpips | l2 | l1 | pseudo_huber (recorded with the run)
+    reg_distance: str = "lpips_piq"  # lpips_piq (paper: PIQ's avg-pool VGG LPIPS) | lpips (max-pool) | l2 | l1 | pseudo_huber
     lpips_backbone: str = "auto"  # auto | pretrained | random (untrained: recorded)
     # paired dataset (only built when reg_weight > 0)
     pairs: int = 100_000  # 100k cond CIFAR-10, 500k uncond CIFAR-10, 25k ImageNet 64 (B.1/B.2)
@@ -122,9 +122,26 @@ def l1_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().flatten(1).mean(1)
 
 
+def piq_style_lpips(lpips_backbone: str = "auto") -> nn.Module:
+    """The LPIPS DMD uses (via consistency models): piq.LPIPS(replace_pooling=True) on (x+1)/2
+    after bilinear upsampling to 224. Built from the project's LPIPSDistance (`lpips` package, VGG,
+    the same five layers, unit-normalised features, the same linear weights' role, 224 bilinear)
+    with its max pools replaced by 2x2 average pools, as PIQ's replace_pooling does; the `lpips`
+    scaling layer on [-1, 1] equals PIQ's ImageNet mean/std on (x+1)/2, so inputs stay in [-1, 1].
+    (`piq` itself is not a dependency: its weights are a separate download.)"""
+    dist = make_distance("lpips", lpips_backbone=lpips_backbone)
+    for parent in dist.net.net.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.MaxPool2d):
+                setattr(parent, name, nn.AvgPool2d(kernel_size=2, stride=2, padding=0))
+    return dist
+
+
 def regression_distance(name: str, lpips_backbone: str = "auto"):
     if name == "l1":
         return l1_distance
+    if name == "lpips_piq":
+        return piq_style_lpips(lpips_backbone)
     return make_distance(name, lpips_backbone=lpips_backbone)
 
 
@@ -133,7 +150,7 @@ def _paper(dataset: str, teacher: str, *, lr: float, reg: float, pairs: int, ste
            iters: int, precision: str = "fp32") -> dict[str, Any]:
     return {
         "method": {"dataset": dataset, "teacher": teacher, "g_lr": lr, "fake_lr": lr, "reg_weight": reg,
-                   "reg_distance": "lpips", "pairs": pairs, "pair_steps": steps},
+                   "reg_distance": "lpips_piq", "pairs": pairs, "pair_steps": steps},
         "loop": {"batch_size": batch, "total_kimg": iters * batch / 1000, "precision": precision, "grad_clip": None,
                  "checkpoint_kimg": 500, "log_kimg": 40},
     }
@@ -374,7 +391,9 @@ class DMD(Method):
             "fake_updates_per_generator": cfg.fake_updates_per_generator, "gan": cfg.gan, "ema": cfg.ema,
             "dm_weight": cfg.dm_weight, "reg_weight": cfg.reg_weight,
             "regression_distance": cfg.reg_distance if cfg.reg_weight > 0 else None,
-            "lpips_flavour": "lpips package (VGG, max-pool), not PIQ" if cfg.reg_weight > 0 and cfg.reg_distance == "lpips" else None,
+            "lpips_flavour": {"lpips_piq": "VGG LPIPS, average pooling (PIQ replace_pooling=True), 224 bilinear",
+                              "lpips": "VGG LPIPS, max pooling (lpips package), 224 bilinear"}.get(cfg.reg_distance)
+            if cfg.reg_weight > 0 else None,
             "lpips_untrained_backbone": bool(getattr(self.distance, "untrained", False)),
         }
         if self.pairs is not None:
