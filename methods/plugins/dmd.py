@@ -145,6 +145,22 @@ def regression_distance(name: str, lpips_backbone: str = "auto"):
     return make_distance(name, lpips_backbone=lpips_backbone)
 
 
+def pair_spec_for(cfg: DMDConfig, teacher: nn.Module, data: DataSpec | None = None, sha256: str | None = None) -> PairSpec:
+    """The paired dataset a DMD config asks for (also used by `onestep dmd-pairs` for job arrays)."""
+    if data is None:
+        data = DataSpec(int(teacher.img_resolution), int(teacher.img_channels), int(getattr(teacher, "label_dim", 0) or 0))
+    return PairSpec(sha256 or state_checksum(teacher), cfg.pairs, data.channels, data.resolution, data.label_dim,
+                    "heun", cfg.pair_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.pair_dtype, cfg.pair_chunk,
+                    cfg.pair_seed_offset)
+
+
+def pairs_root() -> "Path":
+    """Where `prepare` keeps DMD's paired datasets: the loop's ctx.cache_dir() for method 'dmd'."""
+    from ..core.paths import cache_dir
+
+    return cache_dir("methods", "dmd") / "pairs"
+
+
 # --- presets --------------------------------------------------------------------------------
 def _paper(dataset: str, teacher: str, *, lr: float, reg: float, pairs: int, steps: int, batch: int,
            iters: int, precision: str = "fp32") -> dict[str, Any]:
@@ -177,10 +193,10 @@ def _dmd_presets() -> dict[str, dict[str, Any]]:
 
 
 # Embedded default: digits 8x8 teacher, 2,000 Heun-18 pairs (cached), 100 steps at batch 64 on CPU.
-# lr raised from 5e-5 because the budget is ~3000x shorter than B.1's; l2 regression (no LPIPS
+# lr raised from 5e-5 (G 2e-4, fake score 1e-3 so it tracks G) as the budget is ~3000x shorter; l2 (no LPIPS
 # weights offline; the run records it).
 SMOKE = {
-    "method": {"teacher": "digits-8x8-cond", "g_lr": 2e-4, "fake_lr": 2e-4, "reg_weight": 0.25, "reg_distance": "l2",
+    "method": {"teacher": "digits-8x8-cond", "g_lr": 2e-4, "fake_lr": 1e-3, "reg_weight": 0.25, "reg_distance": "l2",
                "pairs": 2000, "pair_steps": 18, "pair_chunk": 500, "pair_batch": 500},
     "loop": {"total_kimg": 6.4, "batch_size": 64, "precision": "auto", "log_kimg": 1.6, "checkpoint_kimg": 6.4},
 }
@@ -248,15 +264,12 @@ class DMD(Method):
 
     # --- paired dataset ---------------------------------------------------------------------
     def pair_spec(self) -> PairSpec:
-        cfg = self.config
-        return PairSpec(self.teacher_sha256, cfg.pairs, self.data.channels, self.data.resolution, self.data.label_dim,
-                        "heun", cfg.pair_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, cfg.pair_dtype, cfg.pair_chunk,
-                        cfg.pair_seed_offset)
+        return pair_spec_for(self.config, self.teacher, self.data, self.teacher_sha256)
 
     def prepare(self, ctx: TrainContext) -> None:
         if self.config.reg_weight <= 0 or (self.pairs is not None and self.pairs.is_complete()):
             return
-        pairs = TeacherPairs(self.pair_spec(), ctx.cache_dir() / "pairs")
+        pairs = TeacherPairs(self.pair_spec(), ctx.cache_dir() / "pairs")  # = pairs_root() for 'dmd'
         # Each rank generates its share of the chunks, then any chunk still missing (so no rank
         # waits on another); atomic chunk files make the duplicates harmless.
         pairs.build(self.teacher, ctx.device, self.config.pair_batch, ctx.rank, ctx.world_size, merge=False,
