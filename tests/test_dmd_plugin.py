@@ -168,3 +168,12 @@ def test_piq_style_lpips_is_avg_pool_vgg_lpips_by_hand():
         other = maxpool(x, y)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     assert (other - got).abs().max() > 1e-4  # the pooling matters: max-pool LPIPS is a different metric
+
+
+def test_gan_head_reads_its_input_for_narrow_bottlenecks():
+    for channels, size in ((768, 8), (32, 2), (64, 4), (16, 1)):
+        head = dmd_module.GANHead(channels, size)
+        a, b = head(torch.randn(3, channels, size, size)), head(torch.randn(3, channels, size, size))
+        assert a.shape == (3, 1) and (a - b).abs().max() > 1e-4  # never a constant (one channel per GN group)
+    convs = [m for m in dmd_module.GANHead(768, 8).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.stride) for c in convs] == [((4, 4), (2, 2)), ((4, 4), (4, 4)), ((1, 1), (1, 1))]

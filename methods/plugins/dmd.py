@@ -104,7 +104,9 @@ class GANHead(nn.Module):
 
     def __init__(self, channels: int, size: int):
         super().__init__()
-        groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+        # 32 groups as DMD2 (768 channels: 24 per group); fewer for narrow bottlenecks so that a
+        # group never holds a single channel (GroupNorm of one value at 1x1 is a constant).
+        groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0 and (channels // g >= 2 or g == 1))
         layers: list[nn.Module] = []
         if size >= 2:
             layers += [nn.Conv2d(channels, channels, kernel_size=4, stride=2, padding=1),
