@@ -8,7 +8,7 @@ onestep.benchmarks.training.loop, which talks to a method only through this inte
 
 Contract for `Method.step`:
 - It performs one update of the method (which may be several optimizer steps: a fake-score
-  phase then a generator phase for SiD/SiDA/DMD, several segments per trajectory for SFD,
+  phase then a generator phase for SiD/SiDA, the reverse for DMD, several segments per trajectory for SFD,
   G then D for GAN methods) and returns named float losses for logging.
 - Randomness comes only from `ctx` (`ctx.randn`, `ctx.rand`, `ctx.randint`): they draw the
   *global* batch from a generator seeded by (run seed, step, stream) and return this rank's

@@ -1,4 +1,4 @@
-"""Throughput of the distillation plugins (gdd, gdd-i, gdd+cd, cd, cd-i, sid, sida).
+"""Throughput of the distillation plugins (gdd, gdd-i, gdd+cd, cd, cd-i, sid, sida, dmd, dmd2).
 
 Prints, per method and scale, images/s of one `step` (the loop's LoopContext, real batches) and
 the step time as a multiple of one generator forward+backward at the same batch:
@@ -41,6 +41,9 @@ VARIANTS = {  # label: (method, preset overrides)
     "cd-i": ("cd", {"method.freeze": "conv"}),
     "sid": ("sid", {}),
     "sida": ("sida", {"method.fake_only_nimg": 0, "method.sid_only_nimg": 0}),  # phase 3 from the first step
+    # DMD: a tiny paired dataset (built once by prepare, cached; its size does not change a step's cost)
+    "dmd": ("dmd", {"method.pairs": 64, "method.pair_steps": 2, "method.pair_chunk": 64}),
+    "dmd2": ("dmd2", {"method.fake_updates_per_generator": 5}),  # G on 1 step in 5: time >= 5 steps
 }
 SID_BATCH = {"smoke": 64, "cifar10": 4}  # issue 12: CIFAR-10 scale on CPU at batch 4
 
@@ -101,6 +104,8 @@ def measure(scale: str, variants: list[str], steps: int, random_features: bool =
             key = "method.loss.distance" if name == "cd" else "method.cd.distance"
             over[key] = cd_dist
             over[key.replace("distance", "lpips_backbone")] = "random"
+        if name == "dmd":
+            over.update({"method.reg_distance": "lpips_piq" if cd_dist == "lpips" else cd_dist, "method.lpips_backbone": "random"})
         row = _in_child(_measure_one, name, over, teacher, spec, b, images[:b], None if labels is None else labels[:b],
                         steps)
         step_time, gen_time = row.pop("step_time"), row.pop("gen_time")
@@ -116,6 +121,7 @@ def measure(scale: str, variants: list[str], steps: int, random_features: bool =
 
 def _measure_one(name, over, teacher, spec, batch, images, labels, steps) -> dict:
     method, _ = instantiate_method(name, "smoke", over, teacher=teacher, data_spec=spec)
+    method.prepare(_ctx(batch, 0))  # DMD's paired dataset; a no-op for the others
     gen_time = _generator_fwd_bwd(method.generator, spec, batch, repeats=max(1, steps - 1))
     data = Batch(images, labels, more=(Batch(images.flip(0), None if labels is None else labels.flip(0)),))
     times = []
