@@ -150,9 +150,12 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _vgg16_bn(weights_dir, random_weights: bool) -> tuple[nn.Module, str]:
-    import torchvision
+    from torchvision.models.vgg import cfgs, make_layers
 
-    net = torchvision.models.vgg16_bn(weights=None)
+    # Only the convolutional trunk (torchvision's VGG16-BN `features`): the 120M classifier
+    # parameters are never used.
+    net = nn.Module()
+    net.features = make_layers(cfgs["D"], batch_norm=True)
     if random_weights:
         return net.features, "random"
     try:
