@@ -163,3 +163,63 @@ def test_deit_r1_double_backward_needs_and_has_the_math_attention():
 
 def test_real_deit_uses_the_math_attention_when_r1_is_on(face_disc_cond):
     assert not any(getattr(m, "fused_attn", False) for m in face_disc_cond.features[0].net.modules())
+
+
+class _LinearD(nn.Module):
+    """D(x) = <w, x> per sample: one feature network, one position."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+
+    def forward(self, images, labels=None, augment=None):
+        return [images.flatten(1) @ self.w.view(-1, 1)]
+
+
+class _ZeroG(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(torch.ones(()))
+
+    def forward(self, z, c=None):
+        return z * 0 * self.a  # fake = 0: its logits and their gradient wrt w vanish
+
+
+def test_r1_to_adversarial_gradient_ratio_matches_a_hand_computation(monkeypatch):
+    from onestep.benchmarks.training import LoopContext, instantiate_method
+    from onestep.methods.plugin import Batch, DataSpec
+    from onestep.methods.plugins import gdd as gdd_mod
+    from onestep.methods.zoo import build_network
+
+    torch.manual_seed(0)
+    w = torch.randn(64) * 0.3
+    monkeypatch.setattr(gdd_mod, "build_discriminator", lambda *a, **k: _LinearD(w))
+    teacher = build_network("digits-8x8-cond").eval()
+    m, _ = instantiate_method("gdd", "smoke", {"method.r1_gamma": 1e-2}, teacher=teacher, data_spec=DataSpec(8, 1, 0))
+    m._gen = _ZeroG()
+    m.opt_g = torch.optim.Adam(m._gen.parameters())
+    grads = []
+    ctx = LoopContext(0, 4, torch.device("cpu"), "fp32", None, "gdd")
+    real_step = ctx.optimizer_step
+
+    def record(opt, params, clip=None):
+        params = list(params)
+        grads.append([(p.grad.detach().clone(), p.detach().clone()) for p in params])
+        real_step(opt, params, clip)
+
+    ctx.optimizer_step = record
+    ctx.begin_step(16, 64)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    m.step(Batch(x, None), ctx)
+    assert len(grads) == 3  # G, D main, lazy R1: three optimizer steps
+    (g_adv, _), (g_r1, w_r1) = grads[1][0], grads[2][0]  # R1 sees w after the main step
+    # by hand: official D loss = sum over the per-GPU batch (4) of softplus(-<w, x_b>) (+ fakes: 0)
+    #   d/dw = -sum_b sigmoid(-<w, x_b>) x_b ;  R1 = gamma/2 * 16 * mean_b ||w||^2 -> d/dw = 16 gamma w
+    flat = x.flatten(1).double()
+    wd = w.double()
+    want_adv = -sum((1 / (1 + math.exp(float(flat[b] @ wd)))) * flat[b] for b in range(4))
+    want_r1 = 16 * 1e-2 * w_r1.double()
+    assert torch.allclose(g_adv.double(), want_adv, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(g_r1.double(), want_r1, rtol=1e-5)
+    ratio = g_r1.norm() / g_adv.norm()
+    assert float(ratio) == pytest.approx(float(want_r1.norm() / want_adv.norm()), rel=1e-4)
