@@ -65,6 +65,7 @@ def test_paper_presets_match_table6(name):
             assert (loop.batch_size, loop.ema_halflife_kimg, loop.ema_rampup_ratio, loop.total_kimg) == \
                 (batch, ema * 1000, 0.05, kimg * 1000)
             assert loop.precision == "bf16" and loop.grad_clip is None
+            assert cfg.adv_batch_scale == batch // 8  # official losses sum over the per-GPU batch (8 GPUs)
             get_preset(cfg.teacher)  # a zoo preset name
             feats = cfg.discriminator.feature_networks
             assert feats == (["vgg16_bn", "efficientnet_lite0"] if name.startswith("cifar10") else ["deit_base", "efficientnet_lite0"])
