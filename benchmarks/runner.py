@@ -175,7 +175,9 @@ class Pipeline:
         if problem:
             raise ConfigError(problem)
         path = ds.get("path") or datasets.find_named_dataset(ds["name"], ds.get("resolution"))
-        return datasets.load_dataset(path, resolution=ds["resolution"])
+        # Conditioning follows the suite: EDM's CIFAR-10 zip carries labels even for unconditional runs.
+        labels = {} if ds.get("conditional", True) else {"use_labels": False}
+        return datasets.load_dataset(path, resolution=ds["resolution"], **labels)
 
     def train(self, spec: RunSpec, run: RunDir, teacher, data, evaluate: Callable) -> TrainResult:
         from onestep.benchmarks.training import data_spec_of, instantiate_method, train
@@ -198,7 +200,12 @@ class Pipeline:
         result = train(method, data, loop, run.checkpoint_dir, evaluate=evaluate, device=self.device,
                        identity_extra={"teacher": spec.teacher}, on_step=heartbeat,
                        log=lambda s: _log(f"[{spec.label}] {s}"))
+        import torch.distributed as tdist
+
+        world = tdist.get_world_size() if tdist.is_available() and tdist.is_initialized() else 1
         info = {
+            # The per-GPU batch: GAN methods' BatchNorm statistics (and official loss scales) depend on it.
+            "world_size": world, "per_gpu_batch": loop.batch_size // world,
             "steps": result.step, "cur_nimg": result.cur_nimg, "seconds": round(result.seconds, 3),
             "resumed_from_step": result.resumed_from_step, "loop_config_hash": result.config_hash,
             "best": result.best, "best_snapshot": result.files.get("best"), "files": dict(result.files),
@@ -382,6 +389,13 @@ def _run_stages(spec: RunSpec, run: RunDir, pipeline: Pipeline, log, follower: b
         raise SetupError(f"{spec.label}: {e}") from e
     periodic_metrics = ev.get("periodic_metrics") or ev["metrics"][:1]
     periodic_n = ev.get("periodic_n_samples") or ev["n_samples"]
+    protocol = ev.get("protocol", "final")
+    if protocol not in ("final", "best_snapshot"):
+        raise ConfigError(f"evaluation.protocol {protocol!r}: choose 'final' or 'best_snapshot'")
+    if protocol == "best_snapshot":
+        # GDD/D2O's README reports the snapshot with the lowest FID: every snapshot gets the
+        # full-size first metric (FID-50k), the best is reported beside the final snapshot's.
+        periodic_metrics, periodic_n = list(dict.fromkeys([ev["metrics"][0], *periodic_metrics])), ev["n_samples"]
     if follower:
         pipeline.train(spec, run, teacher, data, lambda generator, cur_nimg: {})
         return None
@@ -411,7 +425,8 @@ def _run_stages(spec: RunSpec, run: RunDir, pipeline: Pipeline, log, follower: b
     if key and any(key in r for r in series):
         lower = spec.loop_config.get("best_mode", "min") == "min"
         pick = (min if lower else max)((r for r in series if key in r), key=lambda r: r[key])
-        best = {"metric": key, "value": pick[key], "kimg": pick["kimg"], "snapshot": trained.info.get("best_snapshot")}
+        best = {"metric": key, "value": pick[key], "kimg": pick["kimg"], "snapshot": trained.info.get("best_snapshot"),
+                "n": pick.get("n"), "protocol": protocol}
     untrained = any(isinstance(d, Mapping) and d.get("untrained") for rep in details.values() for d in rep.values())
     return {
         "run_id": spec.run_id,
@@ -422,6 +437,7 @@ def _run_stages(spec: RunSpec, run: RunDir, pipeline: Pipeline, log, follower: b
         "repeats": ev.get("repeats", 1),
         "untrained_feature_weights": untrained,
         "best": best,
+        "protocol": protocol,  # 'best_snapshot': compare `best` with published numbers; `metrics` = final snapshot
         "train": trained.info,
     }
 

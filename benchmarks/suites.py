@@ -66,6 +66,9 @@ class EvaluationSpec:
     keep_best: bool = True  # keep the snapshot with the best periodic value of the first metric
     grid_samples: int = 64
     data_floor: bool = False  # also score real vs disjoint real at the same n, shown beside the value
+    # 'final': the last snapshot; 'best_snapshot': also the best first metric at n_samples over the
+    # periodic snapshots (GDD/D2O README: "checkpoints are with lowest FID"), reported beside it.
+    protocol: str = "final"
 
 
 @dataclass
@@ -446,6 +449,10 @@ def validate_suite(suite: SuiteSpec, check_files: bool = True, profile: str | No
     ev = suite.evaluation
     errors.extend(_metric_name_problems(ev.metrics, "evaluation.metrics"))
     errors.extend(_metric_name_problems(ev.periodic_metrics or [], "evaluation.periodic_metrics"))
+    if ev.protocol not in ("final", "best_snapshot"):
+        errors.append(f"evaluation.protocol {ev.protocol!r}: choose 'final' or 'best_snapshot'")
+    elif ev.protocol == "best_snapshot" and ev.every_kimg is None:
+        errors.append("evaluation.protocol best_snapshot needs evaluation.every_kimg (the snapshots to choose from)")
     if ev.n_samples <= 0 or ev.repeats <= 0:
         errors.append(f"evaluation: n_samples ({ev.n_samples}) and repeats ({ev.repeats}) must be positive")
     else:

@@ -76,3 +76,21 @@ def test_cd_presets_and_cd_i_freezing():
     for n, p in method.generator.named_parameters():
         if not p.requires_grad:
             assert torch.equal(p, before[n]), n
+
+
+def test_cd_and_gdd_students_train_with_dropout_0():
+    # the teacher keeps its dropout (EDM CIFAR-10: 0.13); GDD/D2O train.sh and CM's CIFAR-10 runs use 0,
+    # so the online network and the stop-gradient target see the same (no) mask
+    from onestep.methods.plugins.cd import disable_dropout
+    from onestep.methods.zoo.precond import EDMPrecond, OneStepPrecond
+
+    torch.manual_seed(0)
+    teacher = EDMPrecond(8, 1, 10, model_type="SongUNet", model_channels=16, channel_mult=[1, 1], num_blocks=1,
+                         attn_resolutions=[], dropout=0.13)
+    student = OneStepPrecond.from_teacher(teacher)
+    x, s, c = torch.randn(2, 1, 8, 8), torch.full((2,), 1.0), torch.eye(10)[:2]
+    student.train()
+    assert not torch.equal(student(x, s, c), student(x, s, c))  # dropout on: two passes differ
+    assert disable_dropout(student) > 0
+    assert torch.equal(student(x, s, c), student(x, s, c))
+    assert student.model.init_kwargs["dropout"] == 0.0 and teacher.model.init_kwargs["dropout"] == 0.13

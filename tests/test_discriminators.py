@@ -65,7 +65,9 @@ def test_projected_discriminator_heads_gradients_and_frozen_parts():
     disc = _digits_disc()
     x = (torch.rand(4, 1, 8, 8) * 2 - 1).requires_grad_(True)
     logits = disc(x)
-    assert len(logits) == 3 and all(l.shape[0] == 4 for l in logits)  # one head per feature scale
+    # one (B, N) tensor per feature network: its three heads' 5x5 patch maps (digits 16/8/4 maps,
+    # doubled by CSM to 32/16/8, DownBlocks to 8, 4x4 conv) concatenated
+    assert len(logits) == 1 and logits[0].shape == (4, 3 * 25) and disc.logit_sizes == [[5, 5, 5]]
     sum(l.sum() for l in logits).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # gradients reach the images through frozen features
     trainable = {n for n, p in disc.named_parameters() if p.requires_grad}
@@ -82,6 +84,7 @@ def test_projected_discriminator_class_projection():
     x = torch.rand(2, 1, 8, 8) * 2 - 1
     y0 = torch.nn.functional.one_hot(torch.tensor([0, 0]), 10).float()
     y1 = torch.nn.functional.one_hot(torch.tensor([1, 1]), 10).float()
+    disc.eval()  # BatchNorm running statistics: the two calls see the same normalisation
     l0, l1 = disc(x, y0), disc(x, y1)
     assert not torch.allclose(torch.cat(l0, 1), torch.cat(l1, 1))
     with pytest.raises(ValueError, match="labels"):
@@ -115,14 +118,18 @@ def test_diffaugment():
     # translation by zero (rand = 0.5 -> shift 0) is the identity
     ident = diff_augment(x.detach(), ("translation",), lambda *s: torch.full(s, 0.5))
     assert torch.equal(ident, x.detach())
-    # cutout zeroes exactly a half-size square
+    # cutout zeroes a square of 0.2 x the side (official ratio): int(8 * 0.2 + 0.5) = 2
     cut = diff_augment(torch.ones(1, 1, 8, 8), ("cutout",), lambda *s: torch.full(s, 0.5))
-    assert int((cut == 0).sum()) == 16
+    assert int((cut == 0).sum()) == 4
 
 
-@pytest.mark.parametrize("res", [3, 4, 7, 14, 16, 56])
-def test_disc_head_handles_every_feature_size(res):
-    from onestep.methods.discriminators.projected import DiscHead
+@pytest.mark.parametrize("start,end,n_blocks,size", [(128, 8, 4, 11), (16, 8, 1, 11), (32, 8, 2, 4), (4, 4, 0, 3), (2, 2, 0, 2)])
+def test_patch_head_depth_and_logit_size(start, end, n_blocks, size):
+    from onestep.methods.discriminators.projected import PatchHead
 
-    # VGG16-BN at 224 gives 56/28/14/7 maps, DeiT 14, digits 16/8/4: each head ends in logits
-    assert DiscHead(8, res)(torch.zeros(2, 8, res, res), None).shape == (2, 1)
+    # Projected GAN's SingleDisc: log2(start / end) DownBlocks, then a 4x4 conv (end >= 8) or
+    # max(1, end // 2); actual input 28 (VGG level 3 at 224) -> 14 -> 11, 56 -> 28 -> 14 -> 11 ...
+    actual = {(128, 8): 224, (16, 8): 28, (32, 8): 28, (4, 4): 4, (2, 2): 2}[(start, end)]
+    head = PatchHead(8, start, end)
+    assert len(head.body) == n_blocks
+    assert head(torch.zeros(2, 8, actual, actual), None).shape == (2, size * size)

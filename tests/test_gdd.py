@@ -65,6 +65,7 @@ def test_paper_presets_match_table6(name):
             assert (loop.batch_size, loop.ema_halflife_kimg, loop.ema_rampup_ratio, loop.total_kimg) == \
                 (batch, ema * 1000, 0.05, kimg * 1000)
             assert loop.precision == "bf16" and loop.grad_clip is None
+            assert cfg.adv_batch_scale == batch // 8  # official losses sum over the per-GPU batch (8 GPUs)
             get_preset(cfg.teacher)  # a zoo preset name
             feats = cfg.discriminator.feature_networks
             assert feats == (["vgg16_bn", "efficientnet_lite0"] if name.startswith("cifar10") else ["deit_base", "efficientnet_lite0"])
@@ -100,7 +101,7 @@ def test_one_update_gdd_i_trains_only_unfrozen_roles(random_teacher, digits_feat
     before = {n: p.detach().clone() for n, p in method.generator.named_parameters()}
     d_before = {n: p.detach().clone() for n, p in method.disc.named_parameters()}
     ctx = LoopContext(0, 16, torch.device("cpu"), "fp32", None, "gdd")
-    ctx.begin_step(0, 0)
+    ctx.begin_step(1, 16)  # R1 (interval 1) runs from step 1 on, never at step 0
     x = torch.rand(16, 1, 8, 8) * 2 - 1
     y = torch.nn.functional.one_hot(torch.arange(16) % 10, 10).float()
     logs = method.step(Batch(x, y), ctx)

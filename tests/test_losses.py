@@ -58,7 +58,17 @@ def test_r1_requires_grad_input_and_lazy_schedule():
     with pytest.raises(ValueError, match="requires_grad"):
         r1_penalty(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1))
     assert lazy_r1_weight(1e-4, 16) == pytest.approx(0.5 * 1e-4 * 16)
-    assert [s for s in range(40) if r1_due(s, 1e-4, 16)] == [0, 16, 32]
+    # official loop: batch_idx != 0 and batch_idx % 16 == 0 -> the first R1 step is step 16
+    assert [s for s in range(40) if r1_due(s, 1e-4, 16)] == [16, 32]
+    assert not any(r1_due(s, 0.0, 16) for s in range(40))
+
+
+def test_lazy_adam_hparams_are_stylegan2s():
+    from onestep.methods.losses import lazy_adam_hparams
+
+    lr, (b1, b2) = lazy_adam_hparams(1e-4, (0.0, 0.99), 16)
+    assert lr == pytest.approx(1e-4 * 16 / 17) and b1 == 0.0 and b2 == pytest.approx(0.99 ** (16 / 17))
+    assert b2 == pytest.approx(0.990585, abs=1e-6)  # hand value: exp(16/17 * ln 0.99)
     assert not any(r1_due(s, 0.0, 16) for s in range(40))
 
 

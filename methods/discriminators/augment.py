@@ -1,6 +1,6 @@
 """DiffAugment (Zhao et al. 2020): color, translation, cutout, applied to real and fake alike.
 
-Off by default: GDD/D2O find it hurts (paper 000 Table 1b, paper 001 Table 2). Randomness
+As the official training/diffaug.py (translation 1/8, cutout 0.2). Off by default: GDD/D2O find it hurts (paper 000 Table 1b, paper 001 Table 2). Randomness
 comes from a `rand(*shape)` callable (the method passes ctx.rand with its own stream names), so
 distributed runs stay equal to one process.
 """
@@ -44,7 +44,7 @@ def _translation(x, rand, ratio=0.125):
     return padded.permute(0, 2, 3, 1)[idx_b, gx, gy].permute(0, 3, 1, 2)
 
 
-def _cutout(x, rand, ratio=0.5):
+def _cutout(x, rand, ratio=0.2):  # official training/diffaug.py: 0.2
     b, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     ox = (rand(b).to(x.device) * (h + (1 - ch % 2))).floor().long()

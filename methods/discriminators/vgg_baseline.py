@@ -57,8 +57,8 @@ class VGG16Discriminator(nn.Module):
             self.embed = nn.Linear(label_dim, cmap_dim)
             self.cmap_dim = cmap_dim
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
-        x = images.float()
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None, augment=None) -> list[torch.Tensor]:
+        x = augment(images.float()) if augment is not None else images.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.input_size and x.shape[-1] != self.input_size:

@@ -5,9 +5,13 @@
   D = sigmoid(l): -log D = softplus(-l), -log(1 - D) = softplus(l). A multi-scale (projected)
   discriminator returns one logit map per head; the objective is the sum over heads (eq. 4)
   of the mean over the batch (and over each head's spatial positions).
+  The official GDD code sums the per-sample means over the (per-GPU) batch instead: the GDD
+  plugin multiplies these means by that batch size (methods/plugins/gdd.py).
 - Lazy R1 (Mescheder et al. 2018; lazy schedule of StyleGAN2): gamma/2 * E||grad_x D(x)||^2 on
-  real images, evaluated every `interval` steps and multiplied by `interval` so its average
-  strength equals the non-lazy penalty.
+  real images, evaluated every `interval` steps (from step `interval` on, as StyleGAN2 and the
+  official GDD loop) and multiplied by `interval` so its average strength equals the non-lazy
+  penalty. It is its own optimizer step; `lazy_adam_hparams` gives the main step's corrected
+  learning rate and beta2.
 - Instance distances for CD (paper 000 section 4.3, appendix B.2): squared L2, pseudo-Huber
   (Song & Dhariwal 2023, c = 0.00054 sqrt(d)) and LPIPS (Zhang et al. 2018) at 224x224.
 """
@@ -23,7 +27,7 @@ from torch.nn import functional as F
 
 Logits = torch.Tensor | Sequence[torch.Tensor]
 
-__all__ = ['Logits', 'generator_loss', 'discriminator_loss', 'r1_penalty', 'lazy_r1_weight', 'r1_due', 'l2_distance', 'pseudo_huber_distance', 'torch_hub_checkpoint_dir', 'LPIPSDistance', 'make_distance']
+__all__ = ['Logits', 'generator_loss', 'discriminator_loss', 'r1_penalty', 'lazy_r1_weight', 'r1_due', 'lazy_adam_hparams', 'l2_distance', 'pseudo_huber_distance', 'torch_hub_checkpoint_dir', 'LPIPSDistance', 'make_distance']
 
 
 def _as_list(logits: Logits) -> list[torch.Tensor]:
@@ -76,8 +80,18 @@ def lazy_r1_weight(gamma: float, interval: int) -> float:
 
 
 def r1_due(step: int, gamma: float, interval: int) -> bool:
-    """Whether the lazy R1 penalty is evaluated on this (0-based) update."""
-    return gamma > 0 and interval > 0 and step % interval == 0
+    """Whether the lazy R1 step runs after this (0-based) update: steps interval, 2 interval, ...
+    (Zyriix/GDD training_loop.py: batch_idx != 0 and batch_idx % r1_interval == 0)."""
+    return gamma > 0 and interval > 0 and step > 0 and step % interval == 0
+
+
+def lazy_adam_hparams(lr: float, betas: tuple[float, float], interval: int) -> tuple[float, tuple[float, float]]:
+    """StyleGAN2's lazy-regularization correction of the main optimizer: c = interval /
+    (interval + 1), lr * c and beta ** c (the official GDD loop: D's Adam lr*16/17, 0.99^(16/17))."""
+    if interval < 1:
+        raise ValueError(f"R1 interval must be >= 1, got {interval}")
+    c = interval / (interval + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)
 
 
 # --- instance distances (consistency distillation) ----------------------------------------

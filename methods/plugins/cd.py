@@ -43,6 +43,25 @@ def draw_labels(ctx: TrainContext, local_batch: int, label_dim: int, stream: str
     return F.one_hot(ctx.randint(label_dim, local_batch, stream=stream).long(), label_dim).float()
 
 
+def disable_dropout(net: nn.Module) -> int:
+    """Dropout 0 in a student copied from a teacher (GDD/D2O train.sh --dropout=0; Consistency
+    Models' CIFAR-10 CD runs use dropout 0, so the target network sees no mask either).
+    Also rewrites the recorded model kwargs, so a saved student says dropout 0. Returns the
+    number of blocks changed."""
+    n = 0
+    for m in net.modules():
+        if isinstance(getattr(m, "dropout", None), (int, float)) and not isinstance(m, (nn.Dropout, bool)):
+            n += m.dropout != 0
+            m.dropout = 0.0
+        kwargs = getattr(m, "init_kwargs", None)
+        if isinstance(kwargs, dict) and "dropout" in kwargs:
+            kwargs["dropout"] = 0.0
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    return n
+
+
 def heun_step(denoiser: nn.Module, x: torch.Tensor, t: torch.Tensor, u: torch.Tensor, labels) -> torch.Tensor:
     """One EDM Heun step (Algorithm 1) from per-sample levels t to u > 0.
 
@@ -140,7 +159,9 @@ class CD(Method):
         if teacher is None:
             raise ValueError(f"cd needs a teacher (an EDMPrecond network, e.g. zoo preset '{config.teacher}')")
         self.teacher = teacher.to(device).eval().requires_grad_(False)
-        student = OneStepPrecond.from_teacher(teacher, sigma_max=config.loss.sigma_max, epsilon=config.loss.sigma_min)
+        student = OneStepPrecond.from_teacher(teacher, sigma_max=config.loss.sigma_max, epsilon=config.loss.sigma_min,
+                                              use_fp16=False)
+        disable_dropout(student)  # so the stop-gradient target and the online network see the same (no) mask
         student.train().to(device)
         self._gen = OneStepGenerator(student, sigma=config.loss.sigma_max)
         apply_freeze_level(student, config.freeze)

@@ -7,8 +7,14 @@ objective against real data (paper 000 eq. 3/4): no instance-level loss unless t
 extra CD loss of section 4.3 (paper 001 section 4.4) is switched on. GDD-I / D2O-F freeze
 parameters by role (methods/freezing.py; default: conv frozen, Table 2/3 best row).
 
-One `step` = a generator update (D frozen) then a discriminator update with lazy R1 on real
-images every `r1_interval` steps (gain gamma/2 * interval).
+One `step`, as the official loop (Zyriix/GDD training_loop.py, loss.py): a generator update
+(D frozen), a discriminator update, and on steps 16, 32, ... a separate lazy-R1 update of D
+(gain gamma/2 * interval; D's Adam uses lr * 16/17 and beta2 0.99^(16/17)). Fake images use
+the real batch's labels. The adversarial losses are the official ones: per sample, the mean
+over a feature network's concatenated patch logits, summed over the per-GPU batch
+(`adv_batch_scale` times the batch mean here, so the scale does not depend on our GPU count)
+and over feature networks. The student trains with dropout 0 (train.sh --dropout=0). D,
+feature networks and R1 run in fp32; G under the loop's autocast (bf16 where enabled).
 """
 from __future__ import annotations
 
@@ -20,11 +26,11 @@ from torch import nn
 
 from ..discriminators import DiscriminatorConfig, build_discriminator, diff_augment, parse_policy
 from ..freezing import DEFAULT_FROZEN_LEVEL, apply_freeze_level, freezing_summary
-from ..losses import discriminator_loss, generator_loss, lazy_r1_weight, r1_due, r1_penalty
-from ..plugin import Batch, DataSpec, Method, TrainContext, frozen, register_method
+from ..losses import discriminator_loss, generator_loss, lazy_adam_hparams, lazy_r1_weight, r1_due, r1_penalty
+from ..plugin import Batch, DataSpec, GradClip, Method, TrainContext, frozen, register_method
 from ..solvers.generator import OneStepGenerator
 from ..zoo import OneStepPrecond
-from .cd import CDLossConfig, ConsistencyLoss, draw_labels, draw_normal
+from .cd import CDLossConfig, ConsistencyLoss, disable_dropout, draw_labels, draw_normal
 
 
 @dataclass
@@ -40,14 +46,22 @@ class GDDConfig:
     sigma_max: float = 80.0  # generator noise level t = sigma_max (appendix B.4)
     epsilon: float = 0.002  # consistency parameterization epsilon
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    # Official losses sum per-sample means over the per-GPU batch: this is that batch (0 = this
+    # process's local batch, i.e. literally official on our GPU count). Paper presets: global
+    # batch / 8, the 8 A100s of the published runs (train.sh launches 4: batch / 4).
+    adv_batch_scale: int = 0
     cd_weight: float = 0.0  # > 0 adds the consistency-distillation loss (section 4.3); paper states no weight -> 1
     cd: CDLossConfig = field(default_factory=CDLossConfig)
+
+
+PUBLISHED_GPUS = 8  # official README: "8 A100 GPUs"; per-GPU batch 32 (ImageNet 64)
 
 
 def _table6(dataset: str, *, g_lr, d_lr, batch, gamma, ema_mimg, kimg, teacher, features, cond) -> dict[str, Any]:
     """A paper preset: paper 000 Table 6 = paper 001 Table 10 (same numbers)."""
     return {
         "method": {"dataset": dataset, "teacher": teacher, "g_lr": g_lr, "d_lr": d_lr, "betas": [0.0, 0.99], "r1_gamma": gamma,
+                   "adv_batch_scale": batch // PUBLISHED_GPUS,
                    "discriminator": {"kind": "projected", "feature_networks": features}},
         "loop": {"total_kimg": kimg, "batch_size": batch, "ema_halflife_kimg": ema_mimg * 1000,
                  "ema_rampup_ratio": 0.05, "precision": "bf16", "grad_clip": None},
@@ -147,15 +161,20 @@ class GDD(Method):
         super().__init__(config, teacher, data, device)
         if teacher is None:
             raise ValueError(f"{self.name} needs a teacher (an EDMPrecond network, e.g. zoo preset '{config.teacher}')")
-        student = OneStepPrecond.from_teacher(teacher, sigma_max=config.sigma_max, epsilon=config.epsilon)
+        # fp32 weights (bf16 comes from the loop's autocast, also for ImageNet's fp16 ADM teacher), dropout 0.
+        student = OneStepPrecond.from_teacher(teacher, sigma_max=config.sigma_max, epsilon=config.epsilon, use_fp16=False)
+        disable_dropout(student)
         student.train().to(device)
         self._gen = OneStepGenerator(student, sigma=config.sigma_max)
         self.frozen_names = apply_freeze_level(student, config.freeze)
         self.augment = parse_policy(config.discriminator.augment)
-        self.disc = build_discriminator(config.discriminator, data.resolution, data.channels, data.label_dim).to(device)
+        # Conditioning follows the data: an unconditional suite trains an unconditional D.
+        self.disc = build_discriminator(config.discriminator, data.resolution, data.channels, data.label_dim,
+                                        double_backward=config.r1_gamma > 0).to(device)
         self.disc.train()
         self.opt_g = torch.optim.Adam(self._trainable(self._gen), lr=config.g_lr, betas=tuple(config.betas))
-        self.opt_d = torch.optim.Adam(self._trainable(self.disc), lr=config.d_lr, betas=tuple(config.betas))
+        d_lr, d_betas = lazy_adam_hparams(config.d_lr, tuple(config.betas), config.r1_interval)
+        self.opt_d = torch.optim.Adam(self._trainable(self.disc), lr=d_lr, betas=d_betas)
         self.cd_loss = None
         if config.cd_weight > 0:
             self.teacher = teacher.to(device).eval().requires_grad_(False)
@@ -175,56 +194,81 @@ class GDD(Method):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
-    def _aug(self, x: torch.Tensor, ctx: TrainContext, stream: str) -> torch.Tensor:
+    def _augmenter(self, ctx: TrainContext, stream: str):
+        """DiffAugment with fresh draws on every call (one call per feature network)."""
         if not self.augment:
-            return x
-        counter = iter(range(1000))
-        return diff_augment(x, self.augment, lambda *shape: ctx.rand(*shape, stream=f"{stream}{next(counter)}"))
+            return None
+        calls = iter(range(10 ** 6))
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            k, draws = next(calls), iter(range(10 ** 6))
+            return diff_augment(x, self.augment, lambda *shape: ctx.rand(*shape, stream=f"{stream}{k}_{next(draws)}"))
+        return augment
+
+    def adv_scale(self, ctx: TrainContext) -> int:
+        return self.config.adv_batch_scale or ctx.local_batch_size
+
+    def _d(self, images: torch.Tensor, labels, augment) -> list[torch.Tensor]:
+        """D and its feature networks in fp32, outside the loop's autocast (as official)."""
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return self.disc(images.float(), labels, augment)
+
+    def _labels(self, batch: Batch, ctx: TrainContext, stream: str):
+        """Fake images get the real batch's labels, as official."""
+        if not self.data.label_dim:
+            return None
+        if batch.labels is not None:
+            return batch.labels.to(self.device).float()
+        return draw_labels(ctx, ctx.local_batch_size, self.data.label_dim, stream=stream)
 
     def step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
         cfg, gen, disc = self.config, self._gen, self.disc
         b = ctx.local_batch_size
         shape = (self.data.channels, self.data.resolution, self.data.resolution)
+        scale = self.adv_scale(ctx)
+        nan_to_num = GradClip(nan_to_num=True)  # the official loop's nan_to_num on every gradient
         logs: dict[str, float] = {}
+        if batch.images is None:
+            raise ValueError(f"{self.name} trains against real data: the loop passed no images")
+        c = self._labels(batch, ctx, "gdd_c")
 
         # Generator update: non-saturating loss (eq. 3/4), D's parameters frozen.
         z = draw_normal(ctx, b, *shape, stream="gdd_z_g")
-        c = draw_labels(ctx, b, self.data.label_dim, stream="gdd_c_g")
-        with frozen(disc), ctx.autocast():
-            fake = gen(z, c)
-            loss_g = generator_loss(disc(self._aug(fake, ctx, "gdd_aug_g"), c))
-            total_g = loss_g
+        with frozen(disc):
+            with ctx.autocast():
+                fake = gen(z, c)
+            loss_g = generator_loss(self._d(fake, c, self._augmenter(ctx, "gdd_aug_g")))
+            total_g = scale * loss_g
             if self.cd_loss is not None:
-                loss_cd = self.cd_loss(gen.denoiser, batch, ctx)
+                with ctx.autocast():
+                    loss_cd = self.cd_loss(gen.denoiser, batch, ctx)
                 total_g = total_g + cfg.cd_weight * loss_cd
                 logs["loss_cd"] = float(loss_cd.detach())
         total_g.backward()
-        ctx.optimizer_step(self.opt_g, self._trainable(gen))
+        ctx.optimizer_step(self.opt_g, self._trainable(gen), clip=nan_to_num)
         logs["loss_g"] = float(loss_g.detach())
 
-        # Discriminator update on real vs fresh fakes; lazy R1 on the real images.
-        if batch.images is None:
-            raise ValueError(f"{self.name} trains against real data: the loop passed no images")
+        # Discriminator update on fresh fakes and the real batch.
         z = draw_normal(ctx, b, *shape, stream="gdd_z_d")
-        c = draw_labels(ctx, b, self.data.label_dim, stream="gdd_c_d")
-        do_r1 = r1_due(ctx.step, cfg.r1_gamma, cfg.r1_interval)
-        real = batch.images.detach().to(self.device).requires_grad_(do_r1)
-        with ctx.autocast():
-            with torch.no_grad():
-                fake = gen(z, c)
-            real_logits = disc(self._aug(real, ctx, "gdd_aug_dr"), batch.labels)
-            fake_logits = disc(self._aug(fake.detach(), ctx, "gdd_aug_df"), c)
-            loss_d = discriminator_loss(real_logits, fake_logits)
-            total_d = loss_d
-            if do_r1:
-                penalty = r1_penalty(real, real_logits)
-                total_d = total_d + lazy_r1_weight(cfg.r1_gamma, cfg.r1_interval) * penalty
-                logs["r1"] = float(penalty.detach())
-        total_d.backward()
-        ctx.optimizer_step(self.opt_d, self._trainable(disc))
+        real = batch.images.detach().to(self.device).float()
+        with torch.no_grad(), ctx.autocast():
+            fake = gen(z, c)
+        fake_logits = self._d(fake.detach(), c, self._augmenter(ctx, "gdd_aug_df"))
+        real_logits = self._d(real, c, self._augmenter(ctx, "gdd_aug_dr"))
+        loss_d = discriminator_loss(real_logits, fake_logits)
+        (scale * loss_d).backward()
+        ctx.optimizer_step(self.opt_d, self._trainable(disc), clip=nan_to_num)
         logs["loss_d"] = float(loss_d.detach())
-        logs["d_real"] = float(torch.cat([l.float().flatten() for l in real_logits]).mean().detach())
-        logs["d_fake"] = float(torch.cat([l.float().flatten() for l in fake_logits]).mean().detach())
+        logs["d_real"] = float(torch.cat([l.detach().float().flatten() for l in real_logits]).mean())
+        logs["d_fake"] = float(torch.cat([l.detach().float().flatten() for l in fake_logits]).mean())
+
+        # Lazy R1: its own forward, backward and optimizer step (StyleGAN2 / official loop).
+        if r1_due(ctx.step, cfg.r1_gamma, cfg.r1_interval):
+            real = real.detach().requires_grad_(True)
+            penalty = r1_penalty(real, self._d(real, c, self._augmenter(ctx, "gdd_aug_r1")))
+            (lazy_r1_weight(cfg.r1_gamma, cfg.r1_interval) * penalty).backward()
+            ctx.optimizer_step(self.opt_d, self._trainable(disc), clip=nan_to_num)
+            logs["r1"] = float(penalty.detach())
         return logs
 
     def describe(self) -> dict[str, Any]:
@@ -236,7 +280,12 @@ class GDD(Method):
             "trainable_params": sum(p.numel() for p in self.disc.parameters() if p.requires_grad),
             "untrained_features": bool(getattr(self.disc, "untrained_features", False)),
             "augment": self.config.discriminator.augment or "none",
+            "conditional": bool(getattr(self.disc, "label_dim", 0)),
+            "class_embedding": getattr(self.disc, "embedding_source", "none"),
+            "logit_sizes": getattr(self.disc, "logit_sizes", None),
         }
+        info["adv_batch_scale"] = self.config.adv_batch_scale or "local batch"
+        info["student_dropout"] = 0.0
         if self.cd_loss is not None:
             info["cd"] = self.cd_loss.describe()
         return info

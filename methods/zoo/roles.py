@@ -96,10 +96,11 @@ def select_parameters(module: nn.Module, roles) -> list[str]:
 def in_resampling_block(name: str) -> bool:
     """True for parameters of the down/up-sampling UNet blocks (`enc.RxR_down`, `dec.RxR_up`).
 
-    The official GDD code freezes conv/proj/qkv/skip only in modules whose key contains
-    'block' or 'in' (Zyriix/GDD training/loss.py), which leaves these resampling blocks
-    tunable; the papers' shares count them with their layer type. Use this to reproduce
-    the released code rather than the papers' description.
+    The official GDD code freezes these like every other block: it selects parameters whose
+    key contains 'block', 'up', 'down' or 'in' and one of the frozen layer names (Zyriix/GDD
+    training/training_loop.py, optimizer setup), so the resampling blocks' conv/proj/qkv/skip
+    are frozen too, as the role-based levels here do. This helper only lets the freezing
+    analysis list those blocks separately.
     """
     parts = name.split(".")
     return any(p.endswith("_down") or p.endswith("_up") for p in parts[:-2])
