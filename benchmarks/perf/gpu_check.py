@@ -319,8 +319,10 @@ def sampling_measure(device: torch.device, tiny: bool, budget: Budget) -> dict:
     sfd: SFD's samplers) is importable, its `measure(net, batch, device, repeats, nfes)` is used
     on the same teacher network; otherwise the same quantity is measured here (one-step
     generator and Euler few-step solvers of the zoo's DDPM++)."""
+    import importlib
+
     try:
-        from onestep.benchmarks.perf import sampling_speed  # type: ignore[attr-defined]
+        sampling_speed = importlib.import_module("onestep.benchmarks.perf.sampling_speed")
     except ImportError:
         sampling_speed = None
     if sampling_speed is not None and hasattr(sampling_speed, "measure"):

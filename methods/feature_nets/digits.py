@@ -196,7 +196,8 @@ def load_digits_feature_net(path: str | Path, device: torch.device | str = "cpu"
     if meta.get("format") != FORMAT_VERSION:
         raise DigitsNetFileError(f"'{path}' has format '{meta.get('format')}', expected '{FORMAT_VERSION}'")
     recipe = DigitsNetRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(meta["recipe"]).items()})
-    net = DigitsFeatureNet(recipe.input_resolution, recipe.widths)
+    with torch.device("cpu"):  # the loaded values live on the CPU first, whatever device context is active
+        net = DigitsFeatureNet(recipe.input_resolution, recipe.widths)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -222,7 +223,8 @@ def get_digits_feature_net(device: torch.device | str = "cpu", recipe: DigitsNet
     if not path.exists():
         # Training reseeds torch's global RNG; fork it so a caller's random stream (a run that
         # builds its discriminator after this) is the same whether or not the net was cached.
-        with torch.random.fork_rng(devices=[]):
+        # Trained on the CPU even inside another device context (a dry run builds under meta).
+        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
             net, meta = train_digits_feature_net(recipe, verbose=verbose)
         state = {k: v.contiguous() for k, v in net.state_dict().items()}
         atomic_write_bytes(path, st_save(state, metadata=meta))  # concurrent trainers: last rename wins whole

@@ -240,7 +240,9 @@ class DMD(Method):
         if cfg.gan and not type(self).needs_real_data:
             raise ValueError(f"{self.name}: the GAN head needs real images; use method 'dmd2'")
         self.teacher = frozen_teacher(teacher).to(device)
-        self.teacher_sha256 = state_checksum(teacher)
+        # The paired dataset's cache key; a teacher on the meta device (dry runs) has no values.
+        on_meta = any(p.is_meta for p in teacher.parameters())
+        self.teacher_sha256 = None if on_meta else state_checksum(teacher)
         g_net = copy.deepcopy(self.teacher).requires_grad_(True)
         set_dropout(g_net, cfg.dropout)
         self._gen = OneStepGenerator(g_net, sigma=cfg.generator_sigma).to(device).train()
@@ -271,6 +273,8 @@ class DMD(Method):
 
     def prepare(self, ctx: TrainContext) -> None:
         if self.config.reg_weight <= 0 or (self.pairs is not None and self.pairs.is_complete()):
+            return
+        if torch.device(ctx.device).type == "meta":  # a dry run on meta: no values to make pairs from
             return
         pairs = TeacherPairs(self.pair_spec(), ctx.cache_dir() / "pairs")  # = pairs_root() for 'dmd'
         # Each rank generates its share of the chunks, then any chunk still missing (so no rank

@@ -73,7 +73,8 @@ class SolverGenerator(nn.Module):
         self.label_dim = int(getattr(denoiser, "label_dim", 0) or 0)
         self.uses_per_seed_noise = float(options.get("S_churn", 0) or 0) > 0
         self.sigmas()  # validate the schedule now rather than at the first batch
-        self.nfe = count_nfe(solver, self.sigmas(), **self.options)
+        with torch.device("cpu"):  # values, also inside a meta build (dry runs)
+            self.nfe = count_nfe(solver, self.sigmas(), **self.options)
 
     def sigmas(self, device: torch.device | str | None = None) -> torch.Tensor:
         return make_sigmas(self.schedule, self.num_steps, self.sigma_min, self.sigma_max, self.rho,
@@ -155,7 +156,8 @@ class SFDGenerator(nn.Module):
         self.img_resolution = denoiser.img_resolution
         self.img_channels = denoiser.img_channels
         self.label_dim = int(getattr(denoiser, "label_dim", 0) or 0)
-        self.nfe = count_nfe(solver, self.sigmas(), afs=self.afs, **self.options)
+        with torch.device("cpu"):  # values, also inside a meta build (dry runs)
+            self.nfe = count_nfe(solver, self.sigmas(), afs=self.afs, **self.options)
 
     def sigmas(self, device=None) -> torch.Tensor:
         from ..losses.sfd import sfd_schedule

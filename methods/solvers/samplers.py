@@ -340,6 +340,7 @@ def count_nfe(name: str, sigmas: torch.Tensor, **options) -> int:
     options = dict(options)
     if "randn_like" in solver_options(name):
         options["randn_like"] = torch.zeros_like
-    x = torch.zeros(1, dtype=torch.float64)
-    return solve(name, lambda x, sigma, labels: torch.zeros_like(x), x, torch.as_tensor(sigmas, dtype=torch.float64),
-                 **options).nfe
+    with torch.device("cpu"):  # a counting problem with values, also inside a meta build (dry runs)
+        x = torch.zeros(1, dtype=torch.float64)
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float64, device="cpu")
+        return solve(name, lambda x, sigma, labels: torch.zeros_like(x), x, sigmas, **options).nfe
