@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
 from dataclasses import dataclass
-from importlib import import_module, metadata
-import pkgutil
 from typing import Any, ClassVar, ContextManager, Iterable, Mapping, Protocol
 
 import torch
 from torch import nn
 
-from .core.config import ConfigError, suggest
+from .core.registry import PluginRegistry
 
 ENTRY_POINT_GROUP = "onestep.methods"
 
@@ -192,59 +189,25 @@ class Method(abc.ABC):
 
 
 # --- registry -----------------------------------------------------------------------------
-_REGISTRY: dict[str, type[Method]] = {}
-_LOADED = False
+# Built-ins: every module of onestep.methods.plugins; other packages: the entry-point group.
+REGISTRY: PluginRegistry[type[Method]] = PluginRegistry("method", Method, "onestep.methods.plugins", ENTRY_POINT_GROUP)
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make a method available by its `name`."""
-    name = getattr(cls, "name", None)
-    if not name:
-        raise TypeError(f"{cls.__name__} needs a class attribute `name` to be registered")
-    if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
-        raise TypeError(f"method {name}: `Config` must be a dataclass")
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
-        raise ValueError(f"method name '{name}' is registered twice: {existing.__module__} and {cls.__module__}")
-    _REGISTRY[name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    """Import the built-in plugins (every module of onestep.methods.plugins) and entry points."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    from . import plugins
-
-    for info in pkgutil.iter_modules(plugins.__path__):
-        import_module(f"{plugins.__name__}.{info.name}")
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        if isinstance(obj, type) and issubclass(obj, Method):
-            register_method(obj)
+    return REGISTRY.register(cls)
 
 
 def available_methods() -> dict[str, type[Method]]:
-    _load_all()
-    return dict(sorted(_REGISTRY.items()))
+    return REGISTRY.available()
 
 
 def get_method(name: str) -> type[Method]:
-    methods = available_methods()
-    if name not in methods:
-        raise ConfigError(f"unknown method '{name}'{suggest(name, methods)}; available: {', '.join(methods)}")
-    return methods[name]
+    return REGISTRY.get(name)
 
 
 def resolve_preset(method: type[Method], preset: str) -> dict[str, Any]:
-    if preset not in method.presets:
-        raise ConfigError(
-            f"method '{method.name}' has no preset '{preset}'{suggest(preset, method.presets)}; "
-            f"available: {', '.join(method.presets) or 'none'}"
-        )
-    return method.presets[preset]
+    return REGISTRY.preset(method, preset)
 
 
 @contextlib.contextmanager

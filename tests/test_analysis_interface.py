@@ -7,7 +7,7 @@ import pytest
 
 from onestep.benchmarks.analyses import (Analysis, AnalysisResult, available_analyses, execute_analysis, get_analysis,
                                          register_analysis)
-from onestep.benchmarks.analyses.base import _REGISTRY
+from onestep.benchmarks.analyses.base import REGISTRY
 from onestep.methods.core.config import ConfigError
 
 CALLS = {"stage": 0, "fail": False}
@@ -51,7 +51,7 @@ def toy():
     register_analysis(Toy)
     CALLS.update(stage=0, fail=False)
     yield Toy
-    _REGISTRY.pop("toy-test", None)
+    REGISTRY._classes.pop("toy-test", None)
 
 
 def test_builtin_analyses_are_registered_with_smoke_presets():

@@ -31,7 +31,7 @@ def test_smoke_suite_is_every_method_with_a_smoke_preset():
 
 
 def test_a_method_registered_later_joins_the_smoke_suite(monkeypatch):
-    monkeypatch.setattr(plugin, "_REGISTRY", dict(plugin._REGISTRY))
+    monkeypatch.setattr(plugin.REGISTRY, "_classes", dict(plugin.REGISTRY._classes))
     gdd = plugin.get_method("gdd")
 
     @plugin.register_method

@@ -72,8 +72,8 @@ def toy_distribution(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     # Rediscover with the new distribution visible; restore the registry afterwards.
-    monkeypatch.setattr(plugin, "_LOADED", False)
-    monkeypatch.setattr(plugin, "_REGISTRY", dict(plugin._REGISTRY))
+    monkeypatch.setattr(plugin.REGISTRY, "_loaded", False)
+    monkeypatch.setattr(plugin.REGISTRY, "_classes", dict(plugin.REGISTRY._classes))
     yield
     sys.modules.pop("onestep_toy_plugin", None)
 

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import abc
 import csv
-import dataclasses
 import io
 import json
-import pkgutil
 from dataclasses import dataclass, field
-from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 from onestep.methods.core.atomic import atomic_write, atomic_write_json, atomic_write_text
-from onestep.methods.core.config import ConfigError, config_hash, suggest
+from onestep.methods.core.config import config_hash
+from onestep.methods.core.registry import PluginRegistry
 
 ENTRY_POINT_GROUP = "onestep.analyses"
 _INFRA = {"base", "runner", "common", "hooks"}  # modules of this package that hold no analysis
@@ -119,55 +117,26 @@ class Analysis(abc.ABC):
 
 
 # --- registry -------------------------------------------------------------------------------
-_REGISTRY: dict[str, type[Analysis]] = {}
-_LOADED = False
+def _needs_smoke(cls) -> None:
+    if "smoke" not in cls.presets:
+        raise TypeError(f"analysis {cls.name}: needs a 'smoke' preset (CPU, digits, seconds to minutes)")
+
+
+REGISTRY: PluginRegistry = PluginRegistry("analysis", Analysis, "onestep.benchmarks.analyses", ENTRY_POINT_GROUP,
+                                          skip_modules=_INFRA, check=_needs_smoke)
 
 
 def register_analysis(cls: type[Analysis]) -> type[Analysis]:
-    name = getattr(cls, "name", None)
-    if not name:
-        raise TypeError(f"{cls.__name__} needs a class attribute `name` to be registered")
-    if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
-        raise TypeError(f"analysis {name}: `Config` must be a dataclass")
-    if "smoke" not in cls.presets:
-        raise TypeError(f"analysis {name}: needs a 'smoke' preset (CPU, digits, seconds to minutes)")
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
-        raise ValueError(f"analysis name '{name}' is registered twice: {existing.__module__} and {cls.__module__}")
-    _REGISTRY[name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    from onestep.benchmarks import analyses
-
-    for info in pkgutil.iter_modules(analyses.__path__):
-        if info.name not in _INFRA and not info.name.startswith("_"):
-            import_module(f"{analyses.__name__}.{info.name}")
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        if isinstance(obj, type) and issubclass(obj, Analysis):
-            register_analysis(obj)
+    return REGISTRY.register(cls)
 
 
 def available_analyses() -> dict[str, type[Analysis]]:
-    _load_all()
-    return dict(sorted(_REGISTRY.items()))
+    return REGISTRY.available()
 
 
 def get_analysis(name: str) -> type[Analysis]:
-    found = available_analyses()
-    if name not in found:
-        raise ConfigError(f"unknown analysis '{name}'{suggest(name, found)}; available: {', '.join(found)}")
-    return found[name]
+    return REGISTRY.get(name)
 
 
 def resolve_analysis_preset(cls: type[Analysis], preset: str) -> dict[str, Any]:
-    if preset not in cls.presets:
-        raise ConfigError(f"analysis '{cls.name}' has no preset '{preset}'{suggest(preset, cls.presets)}; "
-                          f"available: {', '.join(cls.presets)}")
-    return dict(cls.presets[preset])
+    return dict(REGISTRY.preset(cls, preset))
