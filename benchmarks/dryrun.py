@@ -9,7 +9,10 @@ lacks is stood in for, and each stand-in is reported:
   - a teacher whose weights are missing: the zoo preset's network with random weights (a
     digits teacher not trained yet: the `edm` preset's network with random weights);
   - the dataset: random images of the suite's shape (a dry run never reads the dataset);
-  - discriminator feature networks whose files are missing: `random_weights: true`.
+  - discriminator feature networks whose files are missing: `random_weights: true`;
+  - checkpoints of earlier runs the config names but that do not exist yet (a SiD2A run's SiD
+    generator, an SFD second stage's first stage): what the method's `upstream_stand_ins` writes
+    from the teacher into the dry run's temporary folder.
 Runs that differ only in float hyperparameters (a learning-rate sweep) share one step: the
 architecture and code path are the same. `device="meta"` builds and steps on PyTorch's meta
 device (shapes only: no memory, no arithmetic) where the CPU would need gigabytes.
@@ -19,7 +22,9 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -127,6 +132,31 @@ def _data(spec, teacher, batch: int, stand_ins: list[str]):
 
 
 def dry_run_one(spec, device: torch.device, batch: int = 2) -> DryRunResult:
+    with tempfile.TemporaryDirectory(prefix="onestep-dryrun-") as tmp:
+        return _dry_run_in(spec, device, batch, tmp)
+
+
+def _upstream(cls, method_cfg: dict, teacher, data, folder: str, stand_ins: list[str]) -> dict:
+    """The method config with stand-ins for missing checkpoints of earlier runs (written on the CPU:
+    a meta teacher is rebuilt there from its architecture record, with random weights)."""
+    from onestep.methods.core.config import build_config
+
+    from .training import data_spec_of
+
+    if teacher is not None and next(iter(teacher.parameters()), torch.empty(0)).is_meta:
+        from onestep.methods.zoo import network_config, network_from_config
+
+        teacher = network_from_config(network_config(teacher)).eval().requires_grad_(False)
+    config = build_config(cls.Config, method_cfg, where=f"{cls.name}.method")
+    made = cls.upstream_stand_ins(config, teacher, data_spec_of(data), folder)
+    method_cfg = dict(method_cfg)
+    for key, (value, what) in made.items():
+        method_cfg[key] = value
+        stand_ins.append(f"method.{key}: {what}")
+    return method_cfg
+
+
+def _dry_run_in(spec, device: torch.device, batch: int, tmp: str) -> DryRunResult:
     from onestep.methods.plugin import get_method
 
     from .training import LoopConfig, data_spec_of, instantiate_method, train
@@ -137,6 +167,7 @@ def dry_run_one(spec, device: torch.device, batch: int = 2) -> DryRunResult:
     teacher = _build_teacher(spec, device, stand_ins) if cls.needs_teacher and spec.teacher else None
     data = _data(spec, teacher, batch, stand_ins)
     method_cfg = _stand_in_discriminators(spec.method_config, stand_ins)
+    method_cfg = _upstream(cls, method_cfg, teacher, data, tmp, stand_ins)
     loop = {k: v for k, v in spec.loop_config.items() if k in LoopConfig.__dataclass_fields__}
     # One step at the tiny batch; intervals above it so nothing but the final files is written.
     loop.update(batch_size=batch, total_kimg=batch / 1000, eval_kimg=None, best_metric=None, snapshot_kimg=None,
@@ -146,15 +177,16 @@ def dry_run_one(spec, device: torch.device, batch: int = 2) -> DryRunResult:
     import contextlib
 
     # On meta every module is constructed there (no memory, no initialisation arithmetic).
-    with torch.device(device) if device.type == "meta" else contextlib.nullcontext():
+    with torch.device(device) if device.type == "meta" else contextlib.nullcontext(), warnings.catch_warnings():
+        # Loading a stand-in checkpoint into meta modules copies nothing, by design of a meta run.
+        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter", category=UserWarning)
         method, loop_cfg = instantiate_method(spec.method, None, overrides, teacher=teacher,
                                               data_spec=data_spec_of(data), device=device)
     n_params = sum(p.numel() for m in method.modules().values() for p in m.parameters())
     if device.type == "meta":
         detail = _meta_check(method, loop_cfg, data, batch, device)
     else:
-        with tempfile.TemporaryDirectory(prefix="onestep-dryrun-") as tmp:
-            result = train(method, data, loop_cfg, tmp, evaluate=None, device=device, log=lambda s: None)
+        result = train(method, data, loop_cfg, Path(tmp) / "run", evaluate=None, device=device, log=lambda s: None)
         detail = f"took {result.step} step at batch {batch} on {device.type}"
     detail = f"built ({n_params / 1e6:.1f}M parameters in its modules), {detail}"
     return DryRunResult(spec.label, True, detail, stand_ins, time.perf_counter() - t0)

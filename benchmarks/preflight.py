@@ -85,6 +85,43 @@ def method_weight_problems(runs) -> list[str]:
     return problems
 
 
+def _embedding_files(cfg: Mapping) -> list[Path]:
+    from onestep.methods.core.paths import cache_root
+    from onestep.methods.discriminators import CLASS_EMBEDDING_FILE
+    from onestep.methods.discriminators.feature_networks import WEIGHT_SUFFIXES
+
+    folder = Path(cfg["weights_dir"]).expanduser() if cfg.get("weights_dir") else cache_root() / "feature_networks"
+    return [folder / f"{CLASS_EMBEDDING_FILE}{s}" for s in WEIGHT_SUFFIXES]
+
+
+def class_embedding_problems(runs, conditional: bool) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for the conditional projected heads' ImageNet class embedding:
+    `class_embedding: pretrained` without the file is an error; `auto` (the default) trains with a
+    random embedding, recorded as such, which is worth a warning before the job queues."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not conditional:
+        return errors, warnings
+    seen = set()
+    for r in runs:
+        for where, cfg in _discriminator_configs(r.method_config):
+            mode = cfg.get("class_embedding", "auto")
+            if cfg.get("kind") != "projected" or cfg.get("random_weights") or mode == "random":
+                continue
+            files = _embedding_files(cfg)
+            if any(f.is_file() for f in files) or (str(files[0]), mode) in seen:
+                continue
+            seen.add((str(files[0]), mode))
+            fix = (f"convert the official in_embeddings/tf_efficientnet_lite0.pkl once where it is trusted to "
+                   f"{files[0]} ({{'weight': (1000, 320)}}; docs/ARCHITECTURE.md), or set {where}.weights_dir")
+            if mode == "pretrained":
+                errors.append(f"{r.label}: {where}: class embedding file {files[0]} not found; {fix}")
+            else:
+                warnings.append(f"{r.label}: {where}: class embedding file {files[0]} not found: the conditional heads "
+                                f"will use a random embedding (recorded as class_embedding: random); {fix}")
+    return errors, warnings
+
+
 def missing_method_files(runs) -> list[Path]:
     """The first candidate file of every missing method weight file (for --dry-run's stand-ins)."""
     out = []
@@ -95,4 +132,4 @@ def missing_method_files(runs) -> list[Path]:
     return out
 
 
-__all__ = ["feature_network_files", "method_weight_files", "method_weight_problems", "missing_method_files"]
+__all__ = ["class_embedding_problems", "feature_network_files", "method_weight_files", "method_weight_problems", "missing_method_files"]

@@ -436,10 +436,16 @@ def _run_stages(spec: RunSpec, run: RunDir, pipeline: Pipeline, log, follower: b
         "n_samples": n,
         "repeats": ev.get("repeats", 1),
         "untrained_feature_weights": untrained,
+        "nfe": _generator_nfe(trained.generator),  # network evaluations per sample, as evaluated
         "best": best,
         "protocol": protocol,  # 'best_snapshot': compare `best` with published numbers; `metrics` = final snapshot
         "train": trained.info,
     }
+
+
+def _generator_nfe(generator) -> int | None:
+    nfe = getattr(generator, "nfe", None)
+    return int(nfe) if isinstance(nfe, (int, float)) and nfe > 0 else None
 
 
 # --- a suite, locally --------------------------------------------------------------------------

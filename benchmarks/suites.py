@@ -469,9 +469,12 @@ def validate_suite(suite: SuiteSpec, check_files: bool = True, profile: str | No
             if problem:
                 errors.append(problem)
         errors.extend(_metric_weight_problems(suite.evaluation.metrics))
-        from .preflight import method_weight_problems
+        from .preflight import class_embedding_problems, method_weight_problems
 
         errors.extend(method_weight_problems(runs))  # discriminators' feature networks
+        emb_errors, emb_warnings = class_embedding_problems(runs, bool(ds.conditional))
+        errors.extend(emb_errors)
+        warnings.extend(emb_warnings)
         ref = ds.reference
         if ref not in ("train", "test", "all") and not Path(ref).expanduser().exists():
             errors.append(f"reference statistics {ref} do not exist")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, ContextManager, Iterable, Mapping, Protocol
 
 import torch
@@ -159,6 +160,14 @@ class Method(abc.ABC):
             "generator_params": sum(p.numel() for p in gen.parameters()),
             "generator_trainable": sum(p.numel() for p in gen.parameters() if p.requires_grad),
         }
+
+    @classmethod
+    def upstream_stand_ins(cls, config: Any, teacher: nn.Module, data: DataSpec, folder: Path) -> dict[str, tuple[Any, str]]:
+        """For `validate --dry-run` only: {config key: (value, what it is)} standing in for the
+        checkpoints of EARLIER runs that `config` names but that do not exist yet (a SiD2A run's
+        SiD generator, an SFD second stage's first stage), written under `folder` from `teacher`
+        (CPU, random or real weights). Default: the method needs no earlier run."""
+        return {}
 
     # --- state -------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:

@@ -249,6 +249,25 @@ def test_preflight_names_discriminator_weight_files(tmp_path, monkeypatch):
     assert any("VGG16 baseline" in e and "TORCH_HOME" in e for e in errors)
 
 
+def test_preflight_warns_of_a_random_class_embedding(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONESTEP_CACHE", str(tmp_path))
+    _, errors, warnings = validate_suite(load_suite("gdd_cifar10_cond"))
+    emb = [w for w in warnings if "class embedding" in w]
+    assert emb and "tf_efficientnet_lite0_embed.safetensors" in emb[0] and "random embedding" in emb[0]
+    assert not any("class embedding" in e for e in errors)
+    _, _, warnings = validate_suite(load_suite("gdd_cifar10"))  # unconditional: no embedding needed
+    assert not any("class embedding" in w for w in warnings)
+    strict = load_suite({"name": "strict", "teacher": None, "dataset": {"name": "cifar10", "conditional": True},
+                         "methods": [{"method": "gdd", "preset": "cifar10-cond",
+                                      "method_overrides": {"discriminator.class_embedding": "pretrained"}}]})
+    _, errors, _ = validate_suite(strict)
+    assert any("class embedding file" in e and "in_embeddings/tf_efficientnet_lite0.pkl" in e for e in errors)
+    (tmp_path / "feature_networks").mkdir()
+    (tmp_path / "feature_networks" / "tf_efficientnet_lite0_embed.safetensors").write_bytes(b"")
+    _, errors, warnings = validate_suite(load_suite("gdd_cifar10_cond"))
+    assert not any("class embedding" in m for m in errors + warnings)
+
+
 def test_profile_messages_name_a_way_that_works(tmp_path, monkeypatch, capsys):
     _, errors, _ = validate_suite(load_suite("gdd_cifar10"), check_files=False, profile="local")
     gpu = next(e for e in errors if "GPU(s)" in e)
@@ -434,22 +453,29 @@ def test_dry_run_builds_every_paper_suite(capsys):
     done: dict = {}
     names = [n for n in available_suites() if n != "smoke"]
     assert len(names) >= 9
-    bad, upstream = [], []
+    bad, upstream = [], set()
     for name in names:
         runs = expand_runs(load_suite(name))
         results = dry_run(runs, device="meta", key=_coarse_key, done=done, log=lambda s: None)
         for r in results:
-            if r.ok:
-                continue
-            # Runs that start from another run's generator (SiD2A from SiD, SFD's second stage from
-            # the first) need that path set; the dry run names the key instead of standing one in.
-            if "needs method.sid_checkpoint" in r.detail or "first_stage" in r.detail:
-                upstream.append(r.label)
-            else:
+            if not r.ok:
                 bad.append((name, r.label, r.detail))
+            # Runs that start from another run's generator (SiD2A from SiD, SFD's second stage
+            # from the first) get a stand-in for it, named in the report.
+            upstream.update(s.split(":")[0] for s in r.stand_ins)
     assert not bad, bad
-    assert len(upstream) <= 8, upstream
+    assert "method.sid_checkpoint" in upstream, upstream  # SFD's second stage shares a key with its first: below
     assert len(done) >= 5  # distinct architectures really built
+
+
+def test_dry_run_stands_in_for_the_first_stage_of_sfd():
+    from onestep.benchmarks.dryrun import dry_run
+
+    (second,) = [r for r in expand_runs(load_suite("sfd_cifar10")) if r.method_config.get("second_stage")]
+    assert not second.method_config.get("first_stage")
+    (res,) = dry_run([second], device="meta", log=lambda s: None)
+    assert res.ok, res.detail
+    assert any(s.startswith("method.first_stage: first-stage SFD generator") for s in res.stand_ins), res.stand_ins
 
 
 def test_dry_run_steps_every_smoke_method_on_cpu(tmp_path, capsys):

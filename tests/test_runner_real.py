@@ -61,6 +61,7 @@ def test_interrupted_real_run_resumes_bit_identically(tmp_path, monkeypatch):
     final = run.final()
     assert final["train"]["resumed_from_step"] == 10
     assert final["train"]["steps"] == ref_final["train"]["steps"] == 30
+    assert final["nfe"] == ref_final["nfe"] == 35  # the edm generator: Heun with 18 steps (2 * 18 - 1 evaluations)
     assert final["metrics"]["fd_digits"] == ref_final["metrics"]["fd_digits"]
     assert 0 < final["metrics"]["fd_digits"] < 1e4 and final["metric_details"]["repeat0"]["fd_digits"]["n"] == 200
     # The periodic curve (FD vs training images) has one point per eval, no duplicates after the resume.

@@ -29,7 +29,7 @@ class DiscriminatorConfig:
     vgg16_weights: str = ""  # VGG16 baseline weights file ('' = torchvision's hub checkpoint path)
     random_weights: bool = False  # random feature weights: only for tests/perf; results are 'untrained'
     projection_seed: int = 0  # seed of the fixed random CCM/CSM mixing
-    width_scale: float = 1.0  # scales the CCM widths (smoke presets use smaller heads)
+    width_scale: float = 1.0  # scales the CCM and head widths (1 = official; smoke presets use 0.25)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; '' = none (paper 000 Table 1b)
     # Class embedding of conditional heads: <weights_dir>/tf_efficientnet_lite0_embed.{safetensors,pth}
     # holding {"weight": (1000, 320)} (official in_embeddings/tf_efficientnet_lite0.pkl's `embed`);

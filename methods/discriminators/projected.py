@@ -151,9 +151,9 @@ class PatchHead(nn.Module):
     spectral-norm conv (kernel 4 for end_sz >= 8) to 1 logit (or cmap_dim for projection)."""
 
     def __init__(self, channels: int, start_sz: int, end_sz: int, label_dim: int = 0, cmap_dim: int = 64,
-                 embed_weight: torch.Tensor | None = None):
+                 embed_weight: torch.Tensor | None = None, width_scale: float = 1.0):
         super().__init__()
-        nfc = dict(HEAD_CHANNELS)
+        nfc = {sz: max(8, int(c * width_scale)) for sz, c in HEAD_CHANNELS.items()}
         if start_sz not in nfc:  # sizes that are not powers of two: the nearest one
             sizes = np.array(list(nfc))
             start_sz = int(sizes[np.argmin(abs(sizes - start_sz))])
@@ -202,7 +202,7 @@ class ProjectedDiscriminator(nn.Module):
                 mixed = proj(raw)
                 nominal = list(fn.nominal_resolutions or [m.shape[-1] for m in mixed])[:len(mixed)]
                 end_sz = 8 if nominal[-1] >= 8 else nominal[-1]
-                heads = nn.ModuleList(PatchHead(w, s, end_sz, label_dim, cmap_dim, embed_weight)
+                heads = nn.ModuleList(PatchHead(w, s, end_sz, label_dim, cmap_dim, embed_weight, width_scale)
                                       for w, s in zip(proj.out_channels, nominal)).to(fn.mean.device).eval()
                 onehot = F.one_hot(torch.zeros(1, dtype=torch.long), label_dim).float().to(fn.mean.device) if label_dim else None
                 self.logit_sizes.append([int(round(math.sqrt(h(m, onehot).shape[1]))) for h, m in zip(heads, mixed)])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -143,6 +144,22 @@ class SFD(Method):
             if isinstance(d, nn.Module):
                 d.to(device)
         self._draws: list[int] = []
+
+    @classmethod
+    def upstream_stand_ins(cls, config: SFDConfig, teacher, data, folder):
+        """A second stage's missing first stage: this config's first stage (second_stage off)
+        built from the teacher, untrained, saved as a generator."""
+        import dataclasses
+        import os
+
+        if not config.second_stage or (config.first_stage and os.path.exists(config.first_stage)):
+            return {}
+        from ..solvers.generator import save_generator
+
+        first = cls(dataclasses.replace(config, second_stage=False, first_stage=None), teacher, data, torch.device("cpu"))
+        path = save_generator(Path(folder) / "sfd-first-stage", first.build_generator({}))
+        return {"first_stage": (str(path), "first-stage SFD generator: the teacher's weights, untrained (a dry run "
+                                          "does not train the first stage)")}
 
     # -- interface -----------------------------------------------------------------------
     @property

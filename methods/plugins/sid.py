@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -281,6 +282,18 @@ class SiD2A(SiDA):
     the fake score starts afresh from the teacher and the phases restart at 0 (loop :253-260)."""
 
     name = "sid2a"
+
+    @classmethod
+    def upstream_stand_ins(cls, config, teacher, data, folder):
+        """A missing SiD generator: the teacher's network itself, saved in our checkpoint format."""
+        import os
+
+        if config.sid_checkpoint and os.path.exists(config.sid_checkpoint):
+            return {}
+        from ..checkpoints import save_network
+
+        path = save_network(Path(folder) / "sid-generator", teacher)
+        return {"sid_checkpoint": (str(path), "SiD generator: the teacher's weights (a dry run does not distil SiD first)")}
 
     def _initial_generator(self, teacher_cfg: dict) -> nn.Module:
         from ..checkpoints import load_network
