@@ -272,7 +272,7 @@ class AdaptiveAugment(nn.Module):
         if p < 0 or kimg <= 0 or interval < 1:
             raise ConfigError(f"ADA needs ada_p >= 0, ada_kimg > 0 and ada_interval >= 1 (got {p}, {kimg}, {interval})")
         self.pipe = AugmentPipe(p, **multipliers)
-        self.target, self.kimg, self.interval = target, float(kimg), int(interval)
+        self.target, self.p_init, self.kimg, self.interval = target, float(p), float(kimg), int(interval)
         self.register_buffer("signs", torch.zeros(2, dtype=torch.float64))
 
     @property
@@ -301,7 +301,7 @@ class AdaptiveAugment(nn.Module):
 
     def describe(self) -> dict:
         return {"augmentations": "bgc: " + ", ".join(k for k in BGC if self.pipe.mult[k] > 0),
-                "target": self.target, "adaptive": self.target is not None, "p_now": float(self.p),
+                "target": self.target, "adaptive": self.target is not None, "p_init": self.p_init,
                 "kimg": self.kimg, "interval_steps": self.interval}
 
 
