@@ -102,6 +102,20 @@ def test_vgg16_baseline(tmp_path, random_vgg16_weights):
     out = d(torch.rand(2, 3, 32, 32) * 2 - 1)
     assert len(out) == 1 and out[0].shape == (2, 1)
     assert all(p.requires_grad for p in d.parameters())  # baseline: whole VGG is fine-tuned
+    # head as the released PretrainedD (network_d.py): fc 512->512 + bias, SiLU, out 512->1 without
+    # bias, kaiming-normal weights (std 1/sqrt 512) and zero bias; LPIPS' ScalingLayer on the input
+    from lpips import ScalingLayer
+
+    assert (d.fc.in_features, d.fc.out_features, d.out.out_features, d.out.bias) == (512, 512, 1, None)
+    assert isinstance(d.act, torch.nn.SiLU) and torch.equal(d.fc.bias, torch.zeros(512))
+    assert float(d.fc.weight.detach().std()) == pytest.approx(512 ** -0.5, rel=0.02)
+    assert float(d.out.weight.detach().std()) == pytest.approx(512 ** -0.5, rel=0.2)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(d.scale(x), ScalingLayer()(x))
+    trunk_in = []
+    d.trunk.register_forward_pre_hook(lambda mod, args: trunk_in.append(args[0]))
+    d(x)
+    assert torch.allclose(trunk_in[0], ScalingLayer()(x), atol=1e-6)  # no other normalisation
 
 
 def test_diffaugment():

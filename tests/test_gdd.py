@@ -80,6 +80,12 @@ def test_d2o_is_gdd_with_its_own_names_and_the_02m_setting():
         assert name in d2o.presets
     assert gdd.presets["cifar10-uncond-freeze-conv_qkv"]["method"]["freeze"] == "conv_qkv"
     assert gdd.presets["cifar10-uncond-vgg16-baseline"]["method"]["discriminator"]["kind"] == "vgg16"
+    vgg = build_config(gdd.Config, gdd.presets["cifar10-uncond-vgg16-baseline"]["method"])
+    assert (vgg.discriminator.ada_target, vgg.discriminator.ada_p, vgg.r1_gamma) == (0.6, 0.0, 0.01)  # ADA, gamma 0.01
+    for name, p in gdd.presets.items():  # every other preset (smoke included) trains without ADA, as train.sh
+        if name != "cifar10-uncond-vgg16-baseline":
+            d = build_config(gdd.Config, p["method"]).discriminator
+            assert d.ada_target == 0 and d.ada_p == 0, name
     assert gdd.presets["cifar10-uncond-cd"]["method"]["cd_weight"] > 0
 
 

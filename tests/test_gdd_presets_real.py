@@ -73,3 +73,8 @@ def test_one_training_step_at_real_discriminator_architecture(method, preset, la
     logs = m.step(Batch(x, y), ctx)
     assert {"loss_g", "loss_d", "r1"} <= set(logs) and all(math.isfinite(v) for v in logs.values())
     assert any(not torch.equal(a, p) for a, p in zip(heads, (p for p in m.disc.parameters() if p.requires_grad)))
+    if preset == "cifar10-uncond-vgg16-baseline":  # Table 1a baseline trains with ADA (section 3.2)
+        assert info["ada"]["target"] == 0.6 and info["ada"]["p_init"] == 0.0 and "ada" in m.modules()
+        assert logs["ada_p"] == 0.0  # step 16 is no update step of interval 4 ((16 + 1) % 4 != 0)
+    else:
+        assert info["ada"] == "none" and "ada_p" not in logs

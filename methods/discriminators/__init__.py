@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..core.config import ConfigError, suggest
+from .ada import AdaptiveAugment, AugmentPipe, build_ada
 from .augment import diff_augment, parse_policy
 from .feature_networks import FEATURE_NETWORKS, FrozenFeatureNetwork, build_feature_network
 from .projected import ProjectedDiscriminator
@@ -31,6 +32,12 @@ class DiscriminatorConfig:
     projection_seed: int = 0  # seed of the fixed random CCM/CSM mixing
     width_scale: float = 1.0  # scales the CCM and head widths (1 = official; smoke presets use 0.25)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; '' = none (paper 000 Table 1b)
+    # ADA (StyleGAN2-ADA 'bgc', ada.py), as the official --ada-target/--augment-p: a pipe when
+    # ada_target > 0 (adaptive) or ada_p > 0 (fixed p); both 0 = no ADA (every train.sh line).
+    ada_target: float = 0.0  # StyleGAN2-ADA's default is 0.6
+    ada_p: float = 0.0  # initial (or fixed) augmentation probability
+    ada_kimg: float = 500.0  # p can move by 1 in this many kimg (official ada_kimg)
+    ada_interval: int = 4  # steps between p updates (official ada_interval)
     # Class embedding of conditional heads: <weights_dir>/tf_efficientnet_lite0_embed.{safetensors,pth}
     # holding {"weight": (1000, 320)} (official in_embeddings/tf_efficientnet_lite0.pkl's `embed`);
     # missing -> a random embedding, recorded as embedding_source "random".
@@ -82,4 +89,4 @@ def build_discriminator(cfg: DiscriminatorConfig, resolution: int, channels: int
 
 
 __all__ = ["DiscriminatorConfig", "build_discriminator", "load_class_embedding", "ProjectedDiscriminator", "VGG16Discriminator",
-           "FrozenFeatureNetwork", "diff_augment", "parse_policy"]
+           "FrozenFeatureNetwork", "diff_augment", "parse_policy", "AdaptiveAugment", "AugmentPipe", "build_ada"]

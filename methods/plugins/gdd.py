@@ -15,6 +15,9 @@ over a feature network's concatenated patch logits, summed over the per-GPU batc
 (`adv_batch_scale` times the batch mean here, so the scale does not depend on our GPU count)
 and over feature networks. The student trains with dropout 0 (train.sh --dropout=0). D,
 feature networks and R1 run in fp32; G under the loop's autocast (bf16 where enabled).
+ADA (discriminator.ada_target / ada_p; the VGG16 baseline) augments each image batch once
+before D, shared by its feature networks, for fakes in both updates and reals in D's update,
+never for R1 (official loss.py run_D); p follows the mean sign of D's real logits.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..discriminators import DiscriminatorConfig, build_discriminator, diff_augment, parse_policy
+from ..core.config import ConfigError
+from ..discriminators import DiscriminatorConfig, build_ada, build_discriminator, diff_augment, parse_policy
 from ..freezing import DEFAULT_FROZEN_LEVEL, apply_freeze_level, freezing_summary
 from ..losses import discriminator_loss, generator_loss, lazy_adam_hparams, lazy_r1_weight, r1_due, r1_penalty
 from ..plugin import Batch, DataSpec, GradClip, Method, TrainContext, frozen, register_method
@@ -96,7 +100,9 @@ def _paper_presets() -> dict[str, dict[str, Any]]:
     # Discriminator / augmentation ablations (Table 1a/1b).
     vgg = _table6("cifar10-32x32", kimg=5000, g_lr=1e-4, d_lr=1e-4, batch=256, gamma=1e-2, ema_mimg=0.5,
                   teacher="edm-cifar10-32x32-uncond-ve", features=CIFAR_FEATURES, cond=False)
-    vgg["method"]["discriminator"] = {"kind": "vgg16"}  # Table 1a baseline: VGG16 with gamma_r1 = 0.01
+    # Table 1a baseline: VGG16, gamma_r1 = 0.01 and ADA (section 3.2), whose target the paper does not
+    # state: StyleGAN2-ADA's default 0.6, p from 0.
+    vgg["method"]["discriminator"] = {"kind": "vgg16", "ada_target": 0.6, "ada_p": 0.0}
     out["cifar10-uncond-vgg16-baseline"] = vgg
     aug = _table6("cifar10-32x32", kimg=5000, g_lr=1e-4, d_lr=1e-4, batch=256, gamma=0.0, ema_mimg=0.5,
                   teacher="edm-cifar10-32x32-uncond-ve", features=CIFAR_FEATURES, cond=False)
@@ -168,6 +174,13 @@ class GDD(Method):
         self._gen = OneStepGenerator(student, sigma=config.sigma_max)
         self.frozen_names = apply_freeze_level(student, config.freeze)
         self.augment = parse_policy(config.discriminator.augment)
+        dc = config.discriminator
+        self.ada = build_ada(dc.ada_target, dc.ada_p, dc.ada_kimg, dc.ada_interval)
+        if self.ada is not None:
+            if self.augment:  # no official setting uses both (train.sh, paper 000 Table 1)
+                raise ConfigError(f"discriminator.augment={dc.augment!r} (DiffAugment) and ADA (ada_target={dc.ada_target}, "
+                                  f"ada_p={dc.ada_p}) are both on; choose one: set augment: '' or ada_target and ada_p to 0")
+            self.ada.to(device)
         # Conditioning follows the data: an unconditional suite trains an unconditional D.
         self.disc = build_discriminator(config.discriminator, data.resolution, data.channels, data.label_dim,
                                         double_backward=config.r1_gamma > 0).to(device)
@@ -189,7 +202,10 @@ class GDD(Method):
         return self._gen
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self._gen, "discriminator": self.disc}
+        mods = {"generator": self._gen, "discriminator": self.disc}
+        if self.ada is not None:
+            mods["ada"] = self.ada  # p and the sign accumulator are its buffers: saved, resumed
+        return mods
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
@@ -204,6 +220,14 @@ class GDD(Method):
             k, draws = next(calls), iter(range(10 ** 6))
             return diff_augment(x, self.augment, lambda *shape: ctx.rand(*shape, stream=f"{stream}{k}_{next(draws)}"))
         return augment
+
+    def _ada_images(self, images: torch.Tensor, ctx: TrainContext, stream: str) -> torch.Tensor:
+        """ADA on the whole image batch, once, in fp32 (official run_D: before the feature networks)."""
+        if self.ada is None:
+            return images
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return self.ada(images.float(), lambda *s: ctx.rand(*s, stream=stream),
+                            lambda *s: ctx.randn(*s, stream=f"{stream}_n"))
 
     def adv_scale(self, ctx: TrainContext) -> int:
         return self.config.adv_batch_scale or ctx.local_batch_size
@@ -237,7 +261,7 @@ class GDD(Method):
         with frozen(disc):
             with ctx.autocast():
                 fake = gen(z, c)
-            loss_g = generator_loss(self._d(fake, c, self._augmenter(ctx, "gdd_aug_g")))
+            loss_g = generator_loss(self._d(self._ada_images(fake, ctx, "gdd_ada_g"), c, self._augmenter(ctx, "gdd_aug_g")))
             total_g = scale * loss_g
             if self.cd_loss is not None:
                 with ctx.autocast():
@@ -253,8 +277,8 @@ class GDD(Method):
         real = batch.images.detach().to(self.device).float()
         with torch.no_grad(), ctx.autocast():
             fake = gen(z, c)
-        fake_logits = self._d(fake.detach(), c, self._augmenter(ctx, "gdd_aug_df"))
-        real_logits = self._d(real, c, self._augmenter(ctx, "gdd_aug_dr"))
+        fake_logits = self._d(self._ada_images(fake.detach(), ctx, "gdd_ada_df"), c, self._augmenter(ctx, "gdd_aug_df"))
+        real_logits = self._d(self._ada_images(real, ctx, "gdd_ada_dr"), c, self._augmenter(ctx, "gdd_aug_dr"))
         loss_d = discriminator_loss(real_logits, fake_logits)
         (scale * loss_d).backward()
         ctx.optimizer_step(self.opt_d, self._trainable(disc), clip=nan_to_num)
@@ -262,13 +286,19 @@ class GDD(Method):
         logs["d_real"] = float(torch.cat([l.detach().float().flatten() for l in real_logits]).mean())
         logs["d_fake"] = float(torch.cat([l.detach().float().flatten() for l in fake_logits]).mean())
 
-        # Lazy R1: its own forward, backward and optimizer step (StyleGAN2 / official loop).
+        if self.ada is not None:  # official: signs of the (augmented) real logits, all ranks
+            self.ada.accumulate(real_logits, ctx.all_reduce_mean)
+
+        # Lazy R1: its own forward, backward and optimizer step (StyleGAN2 / official loop); no ADA.
         if r1_due(ctx.step, cfg.r1_gamma, cfg.r1_interval):
             real = real.detach().requires_grad_(True)
             penalty = r1_penalty(real, self._d(real, c, self._augmenter(ctx, "gdd_aug_r1")))
             (lazy_r1_weight(cfg.r1_gamma, cfg.r1_interval) * penalty).backward()
             ctx.optimizer_step(self.opt_d, self._trainable(disc), clip=nan_to_num)
             logs["r1"] = float(penalty.detach())
+        if self.ada is not None:  # official: after every ada_interval-th iteration, global batch
+            self.ada.end_step(ctx.step, ctx.batch_size)
+            logs["ada_p"] = float(self.ada.p)
         return logs
 
     def describe(self) -> dict[str, Any]:
@@ -280,6 +310,7 @@ class GDD(Method):
             "trainable_params": sum(p.numel() for p in self.disc.parameters() if p.requires_grad),
             "untrained_features": bool(getattr(self.disc, "untrained_features", False)),
             "augment": self.config.discriminator.augment or "none",
+            "ada": self.ada.describe() if self.ada is not None else "none",
             "conditional": bool(getattr(self.disc, "label_dim", 0)),
             "class_embedding": getattr(self.disc, "embedding_source", "none"),
             "logit_sizes": getattr(self.disc, "logit_sizes", None),
