@@ -3,7 +3,8 @@ against itself."""
 import pytest
 import torch
 
-from onestep.benchmarks.analyses.common import measure, pd_generator, rho_for_midpoint
+from onestep.benchmarks.analyses.common import measure
+from onestep.methods.solvers.pd import pd_generator, rho_for_midpoint
 from onestep.methods.core.config import ConfigError
 from onestep.methods.solvers.generator import OneStepGenerator, load_generator, save_generator
 from onestep.methods.solvers.schedules import edm_sigmas, reversed_index_sigma

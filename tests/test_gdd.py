@@ -125,3 +125,23 @@ def test_one_update_gdd_i_trains_only_unfrozen_roles(random_teacher, digits_feat
     other.load_state_dict(state)
     for (n, p), (_, q) in zip(other.generator.named_parameters(), method.generator.named_parameters()):
         assert torch.equal(p, q), n
+
+
+def test_generator_steps_trains_the_pd_teacher_of_section_2(random_teacher, digits_feature_net):
+    from onestep.methods.solvers.pd import PDGenerator, pd_generator
+
+    method, _ = instantiate_method("gdd", "smoke", {"method.generator_steps": 2}, teacher=random_teacher, data_spec=SPEC)
+    gen = method.generator
+    assert isinstance(gen, PDGenerator) and gen.nfe >= 2
+    z = torch.randn(4, 1, 8, 8)
+    c = torch.nn.functional.one_hot(torch.arange(4) % 10, 10).float()
+    with torch.no_grad():  # the plugin's generator is the two-step PD teacher around its own (optimized) network
+        assert torch.equal(gen(z, c), pd_generator(gen.denoiser, 2)(z, c))
+    assert {id(p) for p in gen.parameters()} == {id(p) for g in method.opt_g.param_groups for p in g["params"]}
+    ctx = LoopContext(0, 8, torch.device("cpu"), "fp32", None, "gdd")
+    ctx.begin_step(0, 8)
+    before = [p.detach().clone() for p in gen.parameters()]
+    logs = method.step(Batch(torch.rand(8, 1, 8, 8) * 2 - 1, c.repeat(2, 1)), ctx)
+    assert math.isfinite(logs["loss_g"]) and any(not torch.equal(p, q) for p, q in zip(gen.parameters(), before))
+    with pytest.raises(ConfigError, match="generator_steps"):
+        instantiate_method("gdd", "smoke", {"method.generator_steps": 0}, teacher=random_teacher, data_spec=SPEC)

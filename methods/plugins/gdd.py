@@ -33,6 +33,7 @@ from ..freezing import DEFAULT_FROZEN_LEVEL, apply_freeze_level, freezing_summar
 from ..losses import discriminator_loss, generator_loss, lazy_adam_hparams, lazy_r1_weight, r1_due, r1_penalty
 from ..plugin import Batch, DataSpec, GradClip, Method, TrainContext, frozen, register_method
 from ..solvers.generator import OneStepGenerator
+from ..solvers.pd import pd_generator
 from ..zoo import OneStepPrecond
 from .cd import CDLossConfig, ConsistencyLoss, disable_dropout, draw_labels, draw_normal
 
@@ -54,6 +55,11 @@ class GDDConfig:
     # process's local batch, i.e. literally official on our GPU count). Paper presets: global
     # batch / 8, the 8 A100s of the published runs (train.sh launches 4: batch / 4).
     adv_batch_scale: int = 0
+    # The generator trained: 1 = the one-step student; k > 1 = paper 000 section 2.2's k-step PD
+    # teacher (k Euler steps of the same network on T(i, k)), trained with the same GAN loss;
+    # generator_sigma_mid sets a two-step teacher's intermediate sigma (Figure 2B).
+    generator_steps: int = 1
+    generator_sigma_mid: float | None = None
     cd_weight: float = 0.0  # > 0 adds the consistency-distillation loss (section 4.3); paper states no weight -> 1
     cd: CDLossConfig = field(default_factory=CDLossConfig)
 
@@ -171,7 +177,12 @@ class GDD(Method):
         student = OneStepPrecond.from_teacher(teacher, sigma_max=config.sigma_max, epsilon=config.epsilon, use_fp16=False)
         disable_dropout(student)
         student.train().to(device)
-        self._gen = OneStepGenerator(student, sigma=config.sigma_max)
+        if config.generator_steps < 1:
+            raise ConfigError(f"generator_steps {config.generator_steps}: give 1 (the one-step student) or more (a PD teacher)")
+        if config.generator_steps == 1 and config.generator_sigma_mid is None:
+            self._gen = OneStepGenerator(student, sigma=config.sigma_max)
+        else:
+            self._gen = pd_generator(student, config.generator_steps, config.generator_sigma_mid)
         self.frozen_names = apply_freeze_level(student, config.freeze)
         self.augment = parse_policy(config.discriminator.augment)
         dc = config.discriminator
