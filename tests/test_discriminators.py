@@ -61,6 +61,21 @@ def _digits_disc(label_dim=0, seed=0):
     return ProjectedDiscriminator([fn], resolution=8, channels=1, label_dim=label_dim, seed=seed, width_scale=0.25)
 
 
+def test_width_scale_narrows_the_heads_too():
+    from onestep.methods.discriminators.projected import HEAD_CHANNELS
+
+    torch.manual_seed(1)
+    fn = wrap_digits_feature_network(DigitsFeatureNet(), in_channels=1)
+    widths = {}
+    for scale in (1.0, 0.25):
+        disc = ProjectedDiscriminator([fn], resolution=8, channels=1, width_scale=scale)
+        convs = [m for m in disc.heads[0][0].body.modules() if isinstance(m, torch.nn.Conv2d)]
+        widths[scale] = [c.out_channels for c in convs]
+    # the first head runs 32 -> 16 -> 8: official widths HEAD_CHANNELS[16], [8] at scale 1
+    assert widths[1.0] == [HEAD_CHANNELS[16], HEAD_CHANNELS[8]] == [256, 512]
+    assert widths[0.25] == [64, 128]
+
+
 def test_projected_discriminator_heads_gradients_and_frozen_parts():
     disc = _digits_disc()
     x = (torch.rand(4, 1, 8, 8) * 2 - 1).requires_grad_(True)
