@@ -70,15 +70,10 @@ class Activations(Analysis):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from onestep.benchmarks.sampling import seeded_inputs
-
-        from .common import load_teacher, spearman
+        from .common import spearman, teacher_and_inputs
 
         cfg = self.config
-        teacher = load_teacher(cfg.teacher, ctx.device, log=ctx.log)
-        seeds = list(range(cfg.seed, cfg.seed + cfg.n_images))
-        shape = (teacher.img_channels, teacher.img_resolution, teacher.img_resolution)
-        z, labels, _ = seeded_inputs(seeds, shape, int(teacher.label_dim or 0), ctx.device)
+        teacher, z, labels = teacher_and_inputs(cfg, ctx)
         blocks, sigmas, acts = trajectory_activations(teacher, z, labels, cfg.num_steps)
         norm = minmax_normalize(acts, dim=1)
         step_index = list(range(cfg.num_steps, 0, -1))  # i of T(i, N) at each recorded call

@@ -16,6 +16,18 @@ def load_teacher(name: str, device, log=print) -> nn.Module:
     return _load(name, device=device, log=log)
 
 
+def teacher_and_inputs(cfg, ctx):
+    """(teacher, z, labels) of an analysis that follows the teacher from `cfg.n_images` seeded
+    inputs (seeds cfg.seed, cfg.seed + 1, ...; the sampling module's per-seed draws)."""
+    from onestep.benchmarks.sampling import seeded_inputs
+
+    teacher = load_teacher(cfg.teacher, ctx.device, log=ctx.log)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.n_images))
+    shape = (teacher.img_channels, teacher.img_resolution, teacher.img_resolution)
+    z, labels, _ = seeded_inputs(seeds, shape, int(teacher.label_dim or 0), ctx.device)
+    return teacher, z, labels
+
+
 def load_data(dataset: Mapping[str, Any], split: str = "train"):
     """The training data (ArrayImageDataset) an analysis trains and measures against."""
     if dataset.get("name", "digits") != "digits":

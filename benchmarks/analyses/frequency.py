@@ -116,18 +116,14 @@ class Frequency(Analysis):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from onestep.benchmarks.sampling import seeded_inputs
         from onestep.methods.solvers import solve
         from onestep.methods.solvers.schedules import make_sigmas
 
-        from .common import load_data, load_teacher, spearman, train_gdd
+        from .common import load_data, spearman, teacher_and_inputs, train_gdd
         from .hooks import RecordingDenoiser, record_blocks
 
         cfg = self.config
-        teacher = load_teacher(cfg.teacher, ctx.device, log=ctx.log)
-        seeds = list(range(cfg.seed, cfg.seed + cfg.n_images))
-        shape = (teacher.img_channels, teacher.img_resolution, teacher.img_resolution)
-        z, labels, _ = seeded_inputs(seeds, shape, int(teacher.label_dim or 0), ctx.device)
+        teacher, z, labels = teacher_and_inputs(cfg, ctx)
 
         # 1. the teacher's trajectory, with every block's input/output at every step
         rec = RecordingDenoiser(teacher)
@@ -156,7 +152,7 @@ class Frequency(Analysis):
         srec = RecordingDenoiser(student.denoiser)
         with torch.no_grad(), record_blocks(student.denoiser, "io") as sblocks:
             s_sigma = float(student.sigma)
-            srec(z * s_sigma, torch.full((len(seeds),), s_sigma), labels)
+            srec(z * s_sigma, torch.full((len(z),), s_sigma), labels)
         x_s, _, o_s = srec.calls[0]
         student_out_in = radial_profile(o_s, x_s)
         student_blocks = {b.name: radial_profile(sblocks.calls[0][b.name][1], sblocks.calls[0][b.name][0])
