@@ -66,9 +66,11 @@ def test_network_speed_script_runs_and_checks_agreement():
 
     lines = []
     rep = measure("edm-cifar10-32x32-uncond-vp", batch=2, repeats=1, device=torch.device("cpu"),
-                  log=lines.append, network_kwargs={**SMALL, "use_fp16": False})
+                  log=lines.append, network_kwargs={**SMALL, "use_fp16": False}, profile=True)
     assert rep["within_tolerance"] and rep["base"] == "reference" and set(rep["rows"]) == {"reference", "fast", "fast+nhwc"}
     for r in rep["rows"].values():
         assert r["forward_backward_cpu_s"][0] > 0 and r["forward_rel_diff"] <= 1e-5
     assert rep["rows"]["reference"]["forward_backward_cpu_speedup_vs_base"] == 1.0
     assert any(line.startswith("fast path within 1e-05") for line in lines)
+    prof = rep["rows"]["fast"]["profile"]
+    assert 0 < prof["conv_s"] < prof["total_s"] and any("ceiling of fast+nhwc" in line for line in lines)

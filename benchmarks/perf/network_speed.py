@@ -58,6 +58,25 @@ def fill_random_weights(net: torch.nn.Module, seed: int = 3) -> torch.nn.Module:
     return net
 
 
+CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward",
+            "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::_convolution_depthwise2d",
+            "aten::thnn_conv2d", "aten::slow_conv_transpose2d", "aten::mkldnn_convolution_backward")
+
+
+def profile_split(net, fn) -> dict:
+    """One call of fn(net) under torch.profiler: total self CPU time, that of the convolution
+    kernels (forward and backward), and the five most expensive ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(net)
+    self_s = {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+    total = sum(self_s.values())
+    conv = sum(v for k, v in self_s.items() if k in CONV_OPS)
+    top = sorted(self_s.items(), key=lambda kv: -kv[1])[:5]
+    return {"total_s": total, "conv_s": conv, "top": top}
+
+
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30))
 
@@ -73,7 +92,8 @@ def _median(xs):
 
 
 def measure(preset: str, batch: int, repeats: int, device: torch.device, compile: bool = False,
-            edm_source: str | None = None, log=print, network_kwargs: dict | None = None) -> dict:
+            edm_source: str | None = None, log=print, network_kwargs: dict | None = None,
+            profile: bool = False) -> dict:
     from onestep.methods.zoo.fast import enable_fast_path
     from onestep.methods.zoo.presets import build_network
 
@@ -145,6 +165,18 @@ def measure(preset: str, batch: int, repeats: int, device: torch.device, compile
         if "compile" in name:  # the first forward and forward+backward, less their steady-state time
             r["compile_s"] = r["first_calls_s"] - r["forward_median_s"] - r["forward_backward_median_s"]
             log(f"{name}: compiling took {r['compile_s']:.0f} s (first forward and backward; not in the times above)")
+    if profile:
+        rows_prof = {name: profile_split(net, fwd_bwd) for name, net in nets.items()}
+        log("profile of one forward+backward (torch.profiler self CPU time): convolutions vs everything else")
+        for name, pr in rows_prof.items():
+            top = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in pr["top"])
+            log(f"  {name:<18} total {pr['total_s']:.3f} s, convolutions {pr['conv_s']:.3f} s "
+                f"({100 * pr['conv_s'] / pr['total_s']:.0f}%), rest {pr['total_s'] - pr['conv_s']:.3f} s; top: {top}")
+            rows[name]["profile"] = pr
+        bp = rows_prof[base]
+        for name, pr in rows_prof.items():
+            if name.startswith("fast"):  # the bound if every op but the convolutions took no time
+                log(f"  ceiling of {name}: {base} total / its convolutions alone = {bp['total_s'] / pr['conv_s']:.2f}x")
     fast_ok = all(r["forward_rel_diff"] <= TOLERANCE and r["input_grad_rel_diff"] <= TOLERANCE
                   for n, r in rows.items() if n.startswith("fast"))
     best = max((n for n in rows if n.startswith("fast")), key=lambda n: rows[n]["forward_backward_cpu_speedup_vs_base"])
@@ -167,6 +199,8 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also time the fast path under torch.compile")
     p.add_argument("--edm-source", default=os.environ.get("ONESTEP_EDM_SOURCE"),
                    help="NVlabs/edm checkout (default $ONESTEP_EDM_SOURCE); the speed base when given")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one forward+backward per variant: convolution time vs the rest, and the ceiling")
     p.add_argument("--json")
     args = p.parse_args(argv)
     if args.threads:
@@ -174,7 +208,8 @@ def main(argv=None) -> int:
     if args.edm_source and not (Path(args.edm_source) / "training" / "networks.py").is_file():
         p.error(f"--edm-source {args.edm_source} is not an NVlabs/edm checkout (no training/networks.py); "
                 "clone https://github.com/NVlabs/edm there or unset ONESTEP_EDM_SOURCE")
-    report = measure(args.preset, args.batch, args.repeats, torch.device(args.device), args.compile, args.edm_source)
+    report = measure(args.preset, args.batch, args.repeats, torch.device(args.device), args.compile, args.edm_source,
+                     profile=args.profile)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0 if report["within_tolerance"] else 1
