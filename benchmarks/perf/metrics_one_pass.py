@@ -324,7 +324,9 @@ def _over_bare_report(warm: list[dict], bares: list[dict], cold: dict, n: int) -
           f"{spread('cpu_ratio_without_fixed')}; the harness's own forward passes over the bare ones "
           f"{med['forward_ratio']:.3f}{spread('forward_ratio')}")
     print(f"      bare forward {mid['bare_s']:.1f} s = " + ", ".join(f"{k[8:]} {v:.1f} s" for k, v in bst.items() if k.startswith("forward_"))
-          + f" (CLIP's resize alone {bst.get('clip_resize_only', 0):.1f} s); bare build {bst['build_extractors']:.1f} s")
+          + f" (CLIP's resize alone {bst.get('clip_resize_only', 0):.1f} s), CPU "
+          + ", ".join(f"{k[12:]} {v:.1f} s" for k, v in bst.items() if k.startswith("cpu_forward_"))
+          + f"; bare build {bst['build_extractors']:.1f} s")
     print(f"      harness {mid['harness_s']:.1f} s = " + ", ".join(f"{k} {v:.2f} s" for k, v in st.items()))
     print("      harness CPU s = " + ", ".join(f"{k} {v:.2f}" for k, v in mid["cpu_stages"].items()))
     fixed = sum(st.get(k, 0.0) for k in FIXED_STAGES)
