@@ -223,8 +223,8 @@ def check_stats(path, kind: str, mu: np.ndarray, sigma: np.ndarray) -> None:
 def _psd_within(s: np.ndarray, tol: float) -> bool:
     """Smallest eigenvalue of symmetric `s` >= -tol, by a Cholesky factorisation of s + tol I
     (it exists iff every eigenvalue of s is above -tol): the eigenvalue test's answer at a
-    fraction of its cost (4096-d: about 1 s instead of 14 s on one core; a cached VGG16
-    reference used to pay that on every load)."""
+    fraction of its cost (measured on one core: 4096-d 1.9 instead of 7.4 CPU s, 2048-d 0.28
+    instead of 0.63, symmetry check included)."""
     try:
         np.linalg.cholesky(s + tol * np.eye(len(s)))
         return True
