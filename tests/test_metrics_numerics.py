@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from onestep.benchmarks.metrics.frechet import display_value, frechet_distance, frechet_distance_stats
+from onestep.benchmarks.metrics.frechet import display_value, frechet_distance, frechet_distance_stats, trace_sqrt_product
 from onestep.benchmarks.metrics.isc import inception_score
 from onestep.benchmarks.metrics.kid import NotEnoughSamplesError, kernel_inception_distance
 from onestep.benchmarks.metrics.prc import precision_recall
@@ -86,6 +86,20 @@ def test_fd_of_a_set_with_itself_is_zero_and_display_is_clamped():
     assert abs(raw) < 1e-8
     assert display_value(raw) >= 0.0
     assert display_value(-1e-9) == 0.0 and display_value(2.5) == 2.5
+
+
+def test_rank_deficient_fd_equals_the_full_matrix_square_root():
+    """n < D on both sides (no Cholesky): the range-reduced eigenvalue problem gives the trace of
+    (S1^{1/2} S2 S1^{1/2})^{1/2} computed the long way (scipy sqrtm of the full D x D matrices)."""
+    rng = np.random.default_rng(7)
+    s1 = np.cov(rng.normal(size=(12, 48)), rowvar=False)
+    s2 = np.cov(rng.normal(size=(20, 48)) * 1.5 + 0.3, rowvar=False)
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(s1)  # the path under test
+    root = scipy.linalg.sqrtm(s1).real
+    expected = float(np.trace(scipy.linalg.sqrtm(root @ s2 @ root).real))
+    assert trace_sqrt_product(s1, s2) == pytest.approx(expected, rel=1e-7)
+    assert trace_sqrt_product(s1, s1) == pytest.approx(np.trace(s1), rel=1e-7)  # (S^2)^{1/2} = S
 
 
 def test_rank_deficient_covariance_warns():

@@ -145,3 +145,38 @@ def test_reference_round_trip_keeps_identity(tmp_path, digits):
     back = Reference.load(tmp_path / "r.npz")
     assert back.extractor == ext.identity and back.data == ref.data
     torch.testing.assert_close(back.features["pool"], ref.features["pool"])
+
+
+def test_psd_check_by_cholesky_agrees_with_the_smallest_eigenvalue():
+    """check_stats refuses sigma with an eigenvalue below -1e-6 * max|sigma|: the Cholesky test
+    of sigma + tol I says the same as the eigenvalues, on both sides of the threshold, also for
+    a rank-deficient covariance (n < D, as a small cached reference is)."""
+    from onestep.benchmarks.metrics.reference import _psd_within, check_stats
+
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+    for low in (-1e-3, -2e-6, -5e-7, 0.0, 1e-4):
+        w = np.concatenate([[low], rng.uniform(0.1, 1.0, size=39)])
+        s = (q * w) @ q.T
+        s = (s + s.T) / 2
+        tol = 1e-6 * np.abs(s).max()
+        assert _psd_within(s, tol) == (np.linalg.eigvalsh(s).min() >= -tol), low
+    deficient = np.cov(rng.normal(size=(10, 40)), rowvar=False)
+    check_stats("deficient.npz", "pool", np.zeros(40), deficient)  # PSD up to rounding: accepted
+    with pytest.raises(ReferenceFileError, match="not positive semi-definite"):
+        check_stats("neg.npz", "pool", np.zeros(40), deficient - 0.01 * np.eye(40))
+
+
+def test_rows_only_reference_keeps_no_moments(digits):
+    """Precision/recall (VGG16) needs rows only: no 4096-d covariance is accumulated, cached or
+    checked; a later request that needs the moments recomputes the entry with both."""
+    ext = ProjectionExtractor(dim=16, name="proj-test", sha="abc")
+    rows = compute_reference(digits, ext, ["pool"], keep_features=True, moments=False)
+    assert rows.stats == {} and rows.features["pool"].shape == (len(digits), 16)
+    calls = ext.calls
+    again = compute_reference(digits, ext, ["pool"], keep_features=True, moments=False)
+    assert ext.calls == calls and again.stats == {}  # a cache hit
+    both = compute_reference(digits, ext, ["pool"], keep_features=True)
+    assert ext.calls > calls and "pool" in both.stats
+    feats = ext(digits.images)["pool"].double().numpy()
+    np.testing.assert_allclose(both.stats["pool"].sigma, np.cov(feats, rowvar=False), rtol=1e-6, atol=1e-9)

@@ -6,6 +6,7 @@ import copy
 import pytest
 import torch
 
+from onestep.benchmarks.perf.network_speed import fill_random_weights
 from onestep.methods.zoo.fast import disable_fast_path, enable_fast_path
 from onestep.methods.zoo.layers import Conv2d
 from onestep.methods.zoo.presets import build_network
@@ -24,7 +25,7 @@ def test_fast_path_matches_reference_forward_and_gradient(preset, channels_last)
     kw = {**SMALL, "use_fp16": False}
     if "adm" in preset:
         kw["attn_resolutions"] = [16, 8]
-    ref = build_network(preset, **kw).eval()
+    ref = fill_random_weights(build_network(preset, **kw).eval())  # EDM's zero init would hide differences
     fast_net = copy.deepcopy(ref)
     fast = enable_fast_path(fast_net, channels_last=channels_last)
     assert list(fast_net.state_dict()) == list(ref.state_dict())  # keys unchanged
@@ -56,3 +57,20 @@ def test_box_filter_resampling_is_pooling_exactly_where_it_applies():
             ref = conv(x)
             conv.fast_resample = True
             torch.testing.assert_close(conv(x), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_network_speed_script_runs_and_checks_agreement():
+    """benchmarks/perf/network_speed.py end to end on a small DDPM++ (one round): every variant
+    agrees with the reference and the report carries the paired CPU-time speed-ups."""
+    from onestep.benchmarks.perf.network_speed import measure
+
+    lines = []
+    rep = measure("edm-cifar10-32x32-uncond-vp", batch=2, repeats=1, device=torch.device("cpu"),
+                  log=lines.append, network_kwargs={**SMALL, "use_fp16": False}, profile=True)
+    assert rep["within_tolerance"] and rep["base"] == "reference" and set(rep["rows"]) == {"reference", "fast", "fast+nhwc"}
+    for r in rep["rows"].values():
+        assert r["forward_backward_cpu_s"][0] > 0 and r["forward_rel_diff"] <= 1e-5
+    assert rep["rows"]["reference"]["forward_backward_cpu_speedup_vs_base"] == 1.0
+    assert any(line.startswith("fast path within 1e-05") for line in lines)
+    prof = rep["rows"]["fast"]["profile"]
+    assert 0 < prof["conv_s"] < prof["total_s"] and any("ceiling of fast+nhwc" in line for line in lines)

@@ -327,7 +327,8 @@ def evaluate(source, reference=None, metrics=("fd_digits",), *, num_samples: int
             elif ref_dataset is not None:
                 bar = Progress(f"reference {ref_dataset.name} [{key}]", len(ref_dataset), progress)
                 ref_by_key[key] = compute_reference(ref_dataset, exts[key], needed, keep_features=rows,
-                                                    batch_size=batch_size, use_cache=use_cache, progress=bar)
+                                                    batch_size=batch_size, use_cache=use_cache, progress=bar,
+                                                    moments=any(feats[f].moments for f in needed))
                 bar.close()
                 ref_by_key[key].check_compatible(exts[key].identity, needed, need_features=rows)
             else:

@@ -164,8 +164,12 @@ def dataset_batches(images: torch.Tensor, batch_size: int) -> Iterable[torch.Ten
 
 def compute_reference(dataset, extractor: FeatureExtractor, kinds: Iterable[str] = ("pool",), keep_features: bool = True,
                       n: int | None = None, batch_size: int = 250, use_cache: bool = True,
-                      progress: Callable[[int], None] | None = None) -> Reference:
-    """Statistics (and rows) of `dataset` (an ArrayImageDataset) under `extractor`, cached."""
+                      progress: Callable[[int], None] | None = None, moments: bool = True) -> Reference:
+    """Statistics (and rows) of `dataset` (an ArrayImageDataset) under `extractor`, cached.
+
+    moments=False (rows only: VGG16 for precision/recall) skips the mean/covariance: at 4096-d
+    that is a 128 MB float64 matrix to accumulate, write, read back and check on every later
+    load, for no metric. A later request that needs them recomputes the entry with both."""
     kinds = sorted(set(kinds))
     images = dataset.images if n is None else dataset.images[:n]
     if len(images) < 2:
@@ -178,15 +182,17 @@ def compute_reference(dataset, extractor: FeatureExtractor, kinds: Iterable[str]
     if use_cache and path.exists():
         try:
             ref = Reference.load(path)
-            if all(k in ref.stats and (not keep_features or k in ref.features) for k in kinds):
+            if all((not moments or k in ref.stats) and (not keep_features or k in ref.features) for k in kinds):
                 ref.check_compatible(extractor.identity, kinds, need_features=keep_features)
                 return ref
         except (ReferenceFileError, ReferenceMismatchError):
             pass  # a corrupt or stale cache entry is recomputed and replaced
-    needs = FeatureNeeds(rows=keep_features, moments=True)  # cached for later FD requests too
+    if not (moments or keep_features):
+        raise ValueError("compute_reference: nothing to compute (moments=False and keep_features=False)")
+    needs = FeatureNeeds(rows=keep_features, moments=moments)
     cols = extract_features(dataset_batches(images, batch_size), {"x": extractor}, {"x": {k: needs for k in kinds}},
                             progress=progress)["x"]
-    ref = Reference(extractor.identity, data, {k: c.moments() for k, c in cols.items()},
+    ref = Reference(extractor.identity, data, {k: c.moments() for k, c in cols.items()} if moments else {},
                     {k: c.features() for k, c in cols.items()} if keep_features else {})
     if use_cache:
         ref.save(path)
@@ -208,10 +214,22 @@ def check_stats(path, kind: str, mu: np.ndarray, sigma: np.ndarray) -> None:
     if asym > 1e-6 * scale:
         raise ReferenceFileError(f"{where}: sigma is not symmetric (max |sigma - sigma^T| = {asym:.3g}, entries up to "
                                  f"{scale:.3g}); a covariance is symmetric: the file is corrupt, recompute it")
-    low = float(np.linalg.eigvalsh(s).min())
-    if low < -1e-6 * scale:
+    if not _psd_within(s, 1e-6 * scale):
+        low = float(np.linalg.eigvalsh(s).min())  # only to name the figure in the error
         raise ReferenceFileError(f"{where}: sigma is not positive semi-definite (smallest eigenvalue {low:.3g}); a "
                                  "covariance has none below 0: the file is corrupt, recompute it")
+
+
+def _psd_within(s: np.ndarray, tol: float) -> bool:
+    """Smallest eigenvalue of symmetric `s` >= -tol, by a Cholesky factorisation of s + tol I
+    (it exists iff every eigenvalue of s is above -tol): the eigenvalue test's answer at a
+    fraction of its cost (measured on one core: 4096-d 1.9 instead of 7.4 CPU s, 2048-d 0.28
+    instead of 0.63, symmetry check included)."""
+    try:
+        np.linalg.cholesky(s + tol * np.eye(len(s)))
+        return True
+    except np.linalg.LinAlgError:
+        return False
 
 
 def _read_npz(path) -> dict[str, np.ndarray]:
