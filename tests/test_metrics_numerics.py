@@ -89,7 +89,7 @@ def test_fd_of_a_set_with_itself_is_zero_and_display_is_clamped():
 
 
 def test_rank_deficient_fd_equals_the_full_matrix_square_root():
-    """n < D on both sides (no Cholesky): the range-reduced eigenvalue problem gives the trace of
+    """n < D on both sides (no Cholesky): the eigh path gives the trace of
     (S1^{1/2} S2 S1^{1/2})^{1/2} computed the long way (scipy sqrtm of the full D x D matrices)."""
     rng = np.random.default_rng(7)
     s1 = np.cov(rng.normal(size=(12, 48)), rowvar=False)
